@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): installs dependencies, builds with CUDA compiled in
+# when a CUDA toolkit is present (it is at /usr/local/cuda on the project's machines), runs every
+# test that needs no GPU, then builds the CPU-only configuration and runs its unit tests.
+#   tools/run-tests.sh [extra ctest args]
+# Environment: CALDERA_JOBS (build parallelism, default nproc), CALDERA_SKIP_CPU_ONLY=1 skips the
+# second configuration.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+tools/install-deps.sh --slurm
+jobs=${CALDERA_JOBS:-$(nproc)}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$jobs"
+(cd build && ctest --output-on-failure -j "$jobs" -LE "gpu|slow" "$@")
+
+if [[ "${CALDERA_SKIP_CPU_ONLY:-0}" != "1" ]]; then
+  cmake -S . -B build-cpu-only -G Ninja -DCMAKE_BUILD_TYPE=Release -DCALDERA_WITH_CUDA=OFF
+  cmake --build build-cpu-only -j "$jobs"
+  (cd build-cpu-only && ctest --output-on-failure -j "$jobs" -L unit)
+fi
+echo "run-tests: all passed"
