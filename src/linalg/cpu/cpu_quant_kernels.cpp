@@ -1,0 +1,1 @@
+#include "linalg/cpu/cpu_quant_kernels.h"
