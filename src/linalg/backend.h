@@ -268,8 +268,10 @@ Matrix<T>::Matrix(Backend& backend, int64_t rows, int64_t cols, std::string_view
 }
 
 struct BackendOptions {
-  /// CUDA device ordinal; -1 picks the node-local MPI rank modulo the device count.
+  /// CUDA device ordinal; -1 picks local_rank modulo the number of visible devices.
   int device = -1;
+  /// Node-local rank of this process (the CLI takes it from MPI); used when device == -1.
+  int local_rank = 0;
   /// CPU threads for BLAS/OpenMP; 0 keeps the library default.
   int cpu_threads = 0;
 };
