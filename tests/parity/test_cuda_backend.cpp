@@ -63,15 +63,14 @@ TEST_F(CudaBackendTest, DeviceFollowsLocalRankModuloDeviceCount) {
 TEST_F(CudaBackendTest, OutOfMemoryNamesLabelSizeFreeMemoryAndLiveAllocations) {
   DeviceBuffer<float> live(*be_, size_t{1} << 20, "live-buffer-for-oom-test");
   const size_t before = be_->memory_stats().current_bytes;
-  const size_t absurd = size_t{1} << 50;  // 1 PiB
+  const size_t absurd = be_->device_info().total_memory_bytes + (size_t{1} << 30);  // a GiB more than exists
   try {
     (void)be_->allocate_bytes(absurd, "absurd-request");
-    FAIL() << "a 1 PiB allocation succeeded";
+    FAIL() << "allocating more than the device's memory succeeded";
   } catch (const CudaError& e) {
     const std::string msg = e.what();
     EXPECT_TRUE(contains(msg, "out of memory")) << msg;
-    EXPECT_TRUE(contains(msg, "'absurd-request'")) << msg;
-    EXPECT_TRUE(contains(msg, "1048576.00 GiB")) << msg;
+    EXPECT_TRUE(contains(msg, "GiB for 'absurd-request'")) << msg;
     EXPECT_TRUE(contains(msg, "free of")) << msg;
     EXPECT_TRUE(contains(msg, "live-buffer-for-oom-test")) << msg;
   }

@@ -130,7 +130,8 @@ TEST_F(LlamaShapes, GemmMatchesFp64Reference) {
     auto b = activations(br, bc, ++seed);
     auto c0 = activations(c.m, c.n, ++seed);
     // fp64 reference of the same (fp32-representable) inputs on the CPU
-    auto ra = cpu_->make<double>(ar, ac, "a"), rb = cpu_->make<double>(br, bc, "b"), rc = cpu_->make<double>(c.m, c.n, "c");
+    auto ra = cpu_->make<double>(ar, ac, "a"), rb = cpu_->make<double>(br, bc, "b");
+    auto rc = cpu_->make<double>(c.m, c.n, "c");
     cpu_->convert(cpu_->upload(gpu_->download(a).cview(), "a32").cview(), ra.view());
     cpu_->convert(cpu_->upload(gpu_->download(b).cview(), "b32").cview(), rb.view());
     cpu_->convert(cpu_->upload(gpu_->download(c0).cview(), "c32").cview(), rc.view());
