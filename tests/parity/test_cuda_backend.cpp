@@ -193,7 +193,7 @@ TEST_F(CudaBackendTest, ReductionsAreAccurateAndDeterministic) {
   EXPECT_FALSE(be_->all_finite(d.cview()));
 }
 
-TEST_F(CudaBackendTest, FillNormalAtScaleMatchesCpuBitForBit) {
+TEST_F(CudaBackendTest, FillNormalAtScaleMatchesCpu) {
   auto& cpu = test::cpu_backend();
   const RngKey key = Rng(11).stream({1, 2, 3}).key();
   auto g = be_->make<float>(1024, 1000, "g");
@@ -202,9 +202,18 @@ TEST_F(CudaBackendTest, FillNormalAtScaleMatchesCpuBitForBit) {
   cpu.fill_normal(c.view(), key);
   const auto hg = be_->download(g);
   const auto hc = cpu.download(c);
+  // Box-Muller runs in double with CUDA's and glibc's log/cos, which may differ in the last bits of
+  // the double; after rounding to float the values agree unless a double lands within a few ulps
+  // of a float rounding boundary (~1e-8 per value). So: at most one value in 1e5 may differ, and
+  // then by one float ulp. The small bit-for-bit case is in test_backend_ops.
   int64_t mismatches = 0;
-  for (int64_t i = 0; i < hg.size(); ++i) mismatches += hg.data()[i] != hc.data()[i];
-  EXPECT_EQ(mismatches, 0);
+  for (int64_t i = 0; i < hg.size(); ++i) {
+    const float a = hg.data()[i], b = hc.data()[i];
+    if (a == b) continue;
+    ++mismatches;
+    EXPECT_EQ(std::nextafter(a, b), b) << "value " << i << " differs by more than one ulp: " << a << " vs " << b;
+  }
+  EXPECT_LE(mismatches, hg.size() / 100000) << mismatches << " of " << hg.size() << " values differ";
 }
 
 TEST_F(CudaBackendTest, GramMirrorIsExactlySymmetricAtOddSizes) {
