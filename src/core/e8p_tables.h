@@ -383,9 +383,17 @@ CALDERA_HD inline void lattice_decode8(LatticeCodebook cb, float residual_scale,
   rvq_combine(v1, v2, residual_scale, xhat);
 }
 
+/// The reference exact search as a functor (see lattice_encode8_with).
+struct E8pNearestRef {
+  CALDERA_HD uint32_t operator()(const float x[8]) const { return e8p_nearest(x); }
+};
+
 /// Nearest-codeword encoding of one 8-vector (each stage exact); writes the reconstruction.
-CALDERA_HD inline uint32_t lattice_encode8(LatticeCodebook cb, float residual_scale, const float x[8], float xhat[8]) {
-  const uint32_t c1 = e8p_nearest(x);
+/// `nearest` must return exactly e8p_nearest(x) (a faster equivalent may be supplied).
+template <class Nearest>
+CALDERA_HD inline uint32_t lattice_encode8_with(const Nearest& nearest, LatticeCodebook cb, float residual_scale,
+                                                const float x[8], float xhat[8]) {
+  const uint32_t c1 = nearest(x);
   if (cb == LatticeCodebook::kE8P12) {
     e8p_decode(c1, xhat);
     return c1;
@@ -395,7 +403,7 @@ CALDERA_HD inline uint32_t lattice_encode8(LatticeCodebook cb, float residual_sc
   rvq_residual(x, v1, residual_scale, r);
   uint32_t c2;
   if (cb == LatticeCodebook::kE8P12RVQ4B) {
-    c2 = e8p_nearest(r);
+    c2 = nearest(r);
     e8p_decode(c2, v2);
   } else {
     c2 = e81b_nearest(r);
@@ -403,6 +411,10 @@ CALDERA_HD inline uint32_t lattice_encode8(LatticeCodebook cb, float residual_sc
   }
   rvq_combine(v1, v2, residual_scale, xhat);
   return (c1 << 16) | c2;
+}
+
+CALDERA_HD inline uint32_t lattice_encode8(LatticeCodebook cb, float residual_scale, const float x[8], float xhat[8]) {
+  return lattice_encode8_with(E8pNearestRef{}, cb, residual_scale, x, xhat);
 }
 
 }  // namespace e8p

@@ -17,6 +17,83 @@ namespace {
 
 constexpr int64_t kParallelMinElems = 1 << 14;
 
+/// e8p::e8p_nearest with the same arithmetic, reorganised for instruction-level parallelism: the
+/// keys of 8 patterns are accumulated side by side (each key still sums its 8 terms in coordinate
+/// order, so every key has exactly the reference's bits and the same winner is chosen).
+class E8pNearestCpu {
+ public:
+  E8pNearestCpu() {
+    for (int a = 0; a < 256; ++a) {
+      const uint32_t w = e8p::kE8pPackedAbs[a];
+      int n2 = 0;
+      for (int i = 0; i < 8; ++i) {
+        const int nib = static_cast<int>((w >> (4 * e8p::kSigma[i])) & 15u);
+        const int c = nib >= 8 ? nib - 8 : 8 - nib;
+        c_[a][i] = c;
+        n2 += c * c;
+      }
+      nc2_[a] = n2;
+      odd_[a] = (w >> 28) < 8u ? 1u : 0u;
+    }
+  }
+
+  uint32_t operator()(const float x[8]) const {
+    double best_key[2];
+    int best_a[2];
+    e8p::E8pShift sh[2];
+    for (int t = 0; t < 2; ++t) {
+      sh[t] = e8p::e8p_prepare_shift(x, t);
+      const uint32_t par = static_cast<uint32_t>(__builtin_parity(sh[t].neg_mask));
+      double best = 0.0;
+      int best_idx = -1;
+      for (int a0 = 0; a0 < 256; a0 += kLanes) {
+        double key[kLanes];
+        keys(sh[t], par, a0, key);
+        for (int k = 0; k < kLanes; ++k)
+          if (best_idx < 0 || key[k] < best) {
+            best = key[k];
+            best_idx = a0 + k;
+          }
+      }
+      best_key[t] = best;
+      best_a[t] = best_idx;
+    }
+    const int t = best_key[0] - best_key[1] <= e8p::e8p_sum_x4(x) ? 0 : 1;
+    return e8p::e8p_make_code(sh[t], best_a[t], e8p::kE8pPackedAbs[best_a[t]], t);
+  }
+
+ private:
+  static constexpr int kLanes = 8;
+
+  void keys(const e8p::E8pShift& sh, uint32_t par, int a0, double* out) const {
+    double s[kLanes], mn[kLanes];
+    for (int k = 0; k < kLanes; ++k) {
+      const double p = c_[a0 + k][0] * sh.v[0];
+      s[k] = p;
+      mn[k] = p;
+    }
+    for (int i = 1; i < 8; ++i)
+      for (int k = 0; k < kLanes; ++k) {
+        const double p = c_[a0 + k][i] * sh.v[i];
+        s[k] = s[k] + p;
+        mn[k] = p < mn[k] ? p : mn[k];
+      }
+    for (int k = 0; k < kLanes; ++k) {
+      const double sk = par != odd_[a0 + k] ? s[k] - 2.0 * mn[k] : s[k];
+      out[k] = nc2_[a0 + k] - 4.0 * sk;
+    }
+  }
+
+  double c_[256][8];
+  double nc2_[256];
+  uint32_t odd_[256];
+};
+
+const E8pNearestCpu& e8p_nearest_cpu() {
+  static const E8pNearestCpu table;
+  return table;
+}
+
 /// In-place unnormalised natural-order Walsh-Hadamard transform of x[0..p), stages h = 1, 2, 4, ...
 void fwht(float* x, int64_t p) {
   for (int64_t h = 1; h < p; h *= 2)
@@ -86,12 +163,13 @@ void CpuQuantKernels::lattice_quantize(MatrixView<const float> x, LatticeCodeboo
   if (write_xhat) CALDERA_CHECK(same_shape(x, xhat), "lattice_quantize: xhat must match x (", x.rows, "x", x.cols, ")");
   const int64_t nb = x.cols / 8;
   const int64_t total = x.rows * nb;
+  const E8pNearestCpu& nearest = e8p_nearest_cpu();
 #pragma omp parallel for schedule(dynamic, 256) if (total > 256)
   for (int64_t t = 0; t < total; ++t) {
     const int64_t i = t / nb, b = t % nb;
     float v[8], out[8];
     for (int c = 0; c < 8; ++c) v[c] = x(i, 8 * b + c);
-    codes(i, b) = e8p::lattice_encode8(cb, residual_scale, v, out);
+    codes(i, b) = e8p::lattice_encode8_with(nearest, cb, residual_scale, v, out);
     if (write_xhat)
       for (int c = 0; c < 8; ++c) xhat(i, 8 * b + c) = out[c];
   }
@@ -157,10 +235,11 @@ void CpuQuantKernels::ldlq_panel_lattice(const LdlqPanelArgs& args, LatticeCodeb
                 args.base.cols / 8, ", got ", codes.rows, "x", codes.cols);
   CALDERA_CHECK(cb == LatticeCodebook::kE8P12 || residual_scale > 0.0f,
                 "ldlq_panel_lattice: RVQ codebooks need a positive residual scale, got ", residual_scale);
+  const E8pNearestCpu& nearest = e8p_nearest_cpu();
 #pragma omp parallel for schedule(dynamic, 4)
   for (int64_t row = 0; row < args.base.rows; ++row)
     ldlq_panel_row(args, row, [&](int64_t j, const float* t, float* out) {
-      codes(row, j) = e8p::lattice_encode8(cb, residual_scale, t, out);
+      codes(row, j) = e8p::lattice_encode8_with(nearest, cb, residual_scale, t, out);
     });
 }
 

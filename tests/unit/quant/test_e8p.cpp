@@ -240,7 +240,10 @@ TEST(E8pCodebook, E81bSearchIsOptimal) {
 
 TEST(LatticeFacet, QuantizeMatchesReferenceCodecAndDecodes) {
   auto& be = test::cpu_backend();
-  const auto xh = test::random_normal(37, 64, 21);
+  auto xh = test::random_normal(37, 64, 21);
+  // Rows 0..15 on the quarter-integer grid (exact ties between candidates), row 16 all zero.
+  for (int64_t r = 0; r < 17; ++r)
+    for (int64_t c = 0; c < 64; ++c) xh(r, c) = r == 16 ? 0.0f : std::round(xh(r, c) * 4.0f) / 4.0f;
   auto x = be.upload(xh.cview(), "x");
   for (auto cb : {LatticeCodebook::kE8P12, LatticeCodebook::kE8P12RVQ3B, LatticeCodebook::kE8P12RVQ4B}) {
     const float rs = lattice_default_residual_scale(cb);
@@ -259,6 +262,28 @@ TEST(LatticeFacet, QuantizeMatchesReferenceCodecAndDecodes) {
     be.quant().lattice_decode(codes.cview(), cb, rs, dec.view());
     EXPECT_EQ(test::rel_diff(be.download(dec), hx), 0.0);
   }
+}
+
+TEST(LatticeFacet, BackendSearchEqualsTheReferenceOnManyVectors) {
+  auto& be = test::cpu_backend();
+  const int64_t rows = 512;
+  auto xh = test::random_normal(rows, 64, 22);
+  const float scales[4] = {0.05f, 0.7f, 1.5f, 6.0f};
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < 64; ++c) {
+      xh(r, c) *= scales[r % 4];
+      if (r % 8 == 7) xh(r, c) = std::round(xh(r, c) * 2.0f) / 4.0f;  // ties
+    }
+  auto x = be.upload(xh.cview(), "x");
+  auto codes = be.make<uint32_t>(rows, 8, "codes");
+  quant::lattice_quantize(be, x.cview(), LatticeCodebook::kE8P12RVQ4B, 3.45f, {}, codes.view());
+  const auto hc = be.download(codes);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < 8; ++b) {
+      float out[8];
+      ASSERT_EQ(hc(r, b), e8p::lattice_encode8(LatticeCodebook::kE8P12RVQ4B, 3.45f, &xh(r, 8 * b), out))
+          << "row " << r << " block " << b;
+    }
 }
 
 TEST(LatticeFacet, RejectsBadShapes) {
