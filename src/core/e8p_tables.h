@@ -127,8 +127,9 @@ static constexpr __device__ uint32_t kE8pPackedAbsDevice[256] = {CALDERA_E8P_PAC
 static constexpr __device__ uint32_t kE81bPackedDevice[256] = {CALDERA_E81B_PACKED_VALUES};
 #endif
 
-/// Nibble position of coordinate i in a PACKED_ABS word and bit of coordinate i in the sign byte.
-inline constexpr int kSigma[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+/// σ(i): nibble position of coordinate i in a PACKED_ABS word and bit of coordinate i in the sign
+/// byte; σ = [0, 4, 1, 5, 2, 6, 3, 7].
+CALDERA_HD constexpr int sigma(int i) { return (i >> 1) + 4 * (i & 1); }
 
 /// PACKED_ABS[a] (a < 256) from host or device code.
 CALDERA_HD inline uint32_t packed_abs(int a) {
@@ -215,9 +216,9 @@ CALDERA_HD inline void e8p_decode(uint32_t code, float v[8]) {
   const uint32_t w = packed_abs(static_cast<int>(a_idx));
   const float shift = p ? -0.25f : 0.25f;
   for (int i = 0; i < 8; ++i) {
-    const int nib = static_cast<int>((w >> (4 * kSigma[i])) & 15u);
+    const int nib = static_cast<int>((w >> (4 * sigma(i))) & 15u);
     float x = static_cast<float>(nib - 8) * 0.5f;
-    if ((s >> kSigma[i]) & 1u) x = -x;
+    if ((s >> sigma(i)) & 1u) x = -x;
     v[i] = x + shift;
   }
 }
@@ -256,7 +257,7 @@ CALDERA_HD inline double e8p_candidate_key(const E8pShift& sh, uint32_t w) {
   double mn = 0.0;
   int nc2 = 0;
   for (int i = 0; i < 8; ++i) {
-    const int nib = static_cast<int>((w >> (4 * kSigma[i])) & 15u);
+    const int nib = static_cast<int>((w >> (4 * sigma(i))) & 15u);
     const int c = nib >= 8 ? nib - 8 : 8 - nib;
     nc2 += c * c;
     const double p = rn::mul(static_cast<double>(c), sh.v[i]);
@@ -278,7 +279,7 @@ CALDERA_HD inline uint32_t e8p_make_code(const E8pShift& sh, int a, uint32_t w, 
   double mn = 0.0;
   int jmin = 0;
   for (int i = 0; i < 8; ++i) {
-    const int nib = static_cast<int>((w >> (4 * kSigma[i])) & 15u);
+    const int nib = static_cast<int>((w >> (4 * sigma(i))) & 15u);
     const int c = nib >= 8 ? nib - 8 : 8 - nib;
     const double p = rn::mul(static_cast<double>(c), sh.v[i]);
     if (i == 0 || p < mn) {
@@ -295,7 +296,7 @@ CALDERA_HD inline uint32_t e8p_make_code(const E8pShift& sh, int a, uint32_t w, 
   if ((par & 1u) != odd) neg ^= 1u << jmin;
   uint32_t b = 0;
   for (int i = 0; i < 8; ++i)
-    if ((neg >> i) & 1u) b |= 1u << kSigma[i];
+    if ((neg >> i) & 1u) b |= 1u << sigma(i);
   b ^= odd << 7;
   if (shift == 1) b ^= 1u;
   return (static_cast<uint32_t>(a) << 8) | b;

@@ -27,7 +27,7 @@ class E8pNearestCpu {
       const uint32_t w = e8p::kE8pPackedAbs[a];
       int n2 = 0;
       for (int i = 0; i < 8; ++i) {
-        const int nib = static_cast<int>((w >> (4 * e8p::kSigma[i])) & 15u);
+        const int nib = static_cast<int>((w >> (4 * e8p::sigma(i))) & 15u);
         const int c = nib >= 8 ? nib - 8 : 8 - nib;
         c_[a][i] = c;
         n2 += c * c;

@@ -72,7 +72,7 @@ TEST(E8pTables, PackedAbsMatchesConstructionRules) {
     uint32_t w = 0;
     for (int i = 0; i < 8; ++i) {
       const int at = (i == 7 && odd) ? -s[a][i] : s[a][i];
-      w |= static_cast<uint32_t>(at + 8) << (4 * e8p::kSigma[i]);
+      w |= static_cast<uint32_t>(at + 8) << (4 * e8p::sigma(i));
     }
     EXPECT_EQ(w, e8p::kE8pPackedAbs[a]) << "pattern " << a;
   }
