@@ -70,6 +70,30 @@ TEST(BlockLdl, ReconstructsTheHessian) {
       }
 }
 
+TEST(BlockLdl, RetriesInFp64WhenTheFp32CholeskyFails) {
+  auto& be = test::cpu_backend();
+  // Condition 1e9 rounded to fp32: positive definite, but the fp32 factorization usually breaks
+  // down. Take the first seed for which it does on this BLAS.
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    const auto hh = test::cast_matrix<float>(test::random_spd(64, 1e9, seed));
+    auto probe = be.upload(hh.cview(), "probe");
+    bool fp32_fails = false;
+    try {
+      be.cholesky(probe.view());
+      fp32_fails = !be.all_finite(probe.cview());
+    } catch (const NumericError&) {
+      fp32_fails = true;
+    }
+    if (!fp32_fails) continue;
+    auto h = be.upload(hh.cview(), "h");
+    const BlockLdl ldl = block_ldl(be, h.cview());
+    EXPECT_TRUE(ldl.used_fp64);
+    EXPECT_TRUE(be.all_finite(ldl.l.cview()));
+    return;
+  }
+  GTEST_SKIP() << "no test matrix made the fp32 Cholesky fail on this BLAS";
+}
+
 TEST(BlockLdl, IndefiniteMatrixThrowsNumericError) {
   auto& be = test::cpu_backend();
   auto hh = test::correlated_hessian(64, 10, 2);
