@@ -1,0 +1,113 @@
+// The compression-method interface (DESIGN §2 phase 2): every method (CALDERA, QuIP#, RTN, GPTQ,
+// SpQR, ASVD, SVD-LLM, plain SVD) compresses one linear weight matrix given the calibration
+// statistics of its input, and can rebuild the dense matrix from what it stored.
+//
+// The pipeline owns scheduling, files and resume; a method owns the mathematics. Methods are pure
+// functions of (W, statistics, parameters, RNG stream): the same inputs give bit-identical tensors
+// on any rank, so results never depend on the world size (DESIGN §3).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/matrix.h"
+#include "core/rng.h"
+#include "core/tensor_map.h"
+#include "linalg/backend.h"
+
+namespace caldera::algo {
+
+/// Calibration statistics of one linear layer's input (phase 1, spec §6.2), unnormalised so that
+/// partial sums merge exactly.
+struct InputStats {
+  HostMatrix<double> sum_xxt;   ///< n×n, Σ x xᵀ over all calibration tokens (full symmetric)
+  std::vector<double> sum_x;    ///< n, Σ x
+  std::vector<double> sum_abs_x;  ///< n, Σ |x| (empty when not collected; ASVD's abs-mean scaling)
+  int64_t count = 0;            ///< number of tokens
+  int64_t n_sequences = 0;      ///< number of calibration sequences
+};
+
+/// One unit of work: a linear matrix of a decoder layer.
+struct UnitId {
+  int layer = 0;
+  std::string matrix;  ///< HF module name within the layer, e.g. "self_attn.q_proj", "mlp.down_proj"
+  /// Stable stream index of `matrix` (q=0, k=1, v=2, o=3, gate=4, up=5, down=6) for RNG keys.
+  int matrix_index = 0;
+  /// "L007.self_attn.q_proj": the task file stem and log name.
+  std::string name() const;
+};
+
+/// Mid-unit checkpoints (DESIGN §3): a method with long inner loops saves its state at safe points
+/// (e.g. after every outer iteration) and resumes from the last saved state bit-identically.
+class CheckpointStore {
+ public:
+  virtual ~CheckpointStore() = default;
+  /// The last saved state of this unit, if any (already verified by the store).
+  virtual std::optional<TensorMap> load() = 0;
+  /// Saves `state` atomically, replacing the previous one.
+  virtual void save(const TensorMap& state) = 0;
+};
+
+/// Thrown by a method when `stop_requested` turned true at a safe point after a checkpoint was
+/// saved: the pipeline ends the run with exit code 75 and the next run resumes.
+class StopRequested : public Error {
+ public:
+  StopRequested() : Error("stop requested at a safe point") {}
+};
+
+struct MethodContext {
+  linalg::Backend& backend;
+  /// Stream keyed by (seed, layer, matrix); methods derive sub-streams with RngPurpose.
+  Rng rng;
+  UnitId unit;
+  /// May be null (no mid-unit checkpoints).
+  CheckpointStore* checkpoint = nullptr;
+  /// Polled at safe points; when it returns true the method saves and throws StopRequested.
+  std::function<bool()> stop_requested;
+  /// Progress within the unit in [0, 1], for ETAs (may be empty).
+  std::function<void(double fraction)> progress;
+};
+
+/// Quality and size of one compressed matrix.
+struct UnitMetrics {
+  /// Spec §1.3: sqrt(tr(ΔHΔᵀ)/tr(WHWᵀ)) with the processed Hessian H of spec §6.5.
+  double rel_error = 0.0;
+  /// The method's own per-step error history (e.g. CALDERA's REL_ERR after every sub-step).
+  std::vector<double> error_history;
+  /// Storage bits of the compressed matrix by the method's accounting (spec §7.3 for CALDERA);
+  /// average bits per weight = bits / (m·n).
+  double bits = 0.0;
+  /// Parameters kept (low-rank methods: r·(m+n)); 0 when not meaningful.
+  int64_t params = 0;
+  /// Extra named figures (outlier rate, rank, iterations, damping used, ...).
+  std::vector<std::pair<std::string, double>> extra;
+};
+
+struct CompressedUnit {
+  /// Everything needed to rebuild the matrix and to export it: codes, scales, factors, signs.
+  TensorMap tensors;
+  UnitMetrics metrics;
+};
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  /// "caldera", "quip", "rtn", "gptq", "spqr", "asvd", "svdllm", "svd".
+  virtual std::string name() const = 0;
+  /// Parameters as `key=value` pairs, recorded in run.json and the output's quantization_config.
+  virtual std::vector<std::pair<std::string, std::string>> parameters() const = 0;
+  /// Compresses w (m×n host fp32, the original weight) for an input with statistics `stats`.
+  virtual CompressedUnit compress(const MethodContext& context, MatrixView<const float> w,
+                                  const InputStats& stats) const = 0;
+  /// Rebuilds the dense m×n matrix (original basis) from `tensors`.
+  virtual HostMatrix<float> reconstruct(linalg::Backend& backend, const TensorMap& tensors) const = 0;
+  /// Relative cost of compressing an m×n matrix (arbitrary units, comparable across units of the
+  /// same method): used to balance ranks, largest first.
+  virtual double cost_estimate(int64_t m, int64_t n) const = 0;
+};
+
+}  // namespace caldera::algo

@@ -1,0 +1,17 @@
+// Entry logic of caldera-dist, separate from main() so tests can drive it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/subcommand.h"
+
+namespace caldera::cli {
+
+/// Runs `caldera-dist <args...>` (args exclude the program name) within `context` and returns the
+/// exit code. Usage and configuration errors print a message and return kExitUsage; other errors
+/// propagate to the caller (main decides how a rank failure ends the job).
+int run_app(const std::vector<std::string>& args, CliContext& context,
+            const std::vector<std::unique_ptr<Subcommand>>& subcommands);
+
+}  // namespace caldera::cli
