@@ -1,5 +1,6 @@
 #include "model/forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -215,6 +216,53 @@ void sequence_nll(Backend& backend, const LlamaConfig& config, MatrixView<const 
   auto dev_nll = backend.make<double>(1, tokens, "token nll");
   backend.nn().token_nll(normed.cview(), lm_head, dev_targets.cview(), vocab_chunk, dev_nll.view());
   backend.download(dev_nll.cview(), MatrixView<double>(nll.data(), 1, tokens));
+}
+
+void ForwardOptions::validate() const {
+  std::string problems;
+  if (seq_len <= 0) problems += detail::concat(" --seq-len must be > 0 (found ", seq_len, ");");
+  if (micro_batch_seqs <= 0) problems += detail::concat(" --micro-batch must be > 0 (found ", micro_batch_seqs, ");");
+  if (vocab_chunk <= 0) problems += detail::concat(" --vocab-chunk must be > 0 (found ", vocab_chunk, ");");
+  if (!problems.empty()) raise<ConfigError>("invalid forward options:", problems);
+}
+
+linalg::Matrix<float> embed_sequences(Backend& backend, const WeightSource& source, std::span<const int32_t> ids) {
+  const LlamaConfig& config = source.config();
+  auto hidden = backend.make<float>(static_cast<int64_t>(ids.size()), config.hidden_size, "activations");
+  if (ids.empty()) return hidden;
+  const auto table = backend.upload(source.load_embedding().cview(), "embed_tokens");
+  CALDERA_CHECK(table.rows() == config.vocab_size && table.cols() == config.hidden_size, "embedding is ",
+                table.rows(), "x", table.cols(), ", the config implies ", config.vocab_size, "x", config.hidden_size);
+  embed_tokens(backend, table.cview(), ids, hidden.view());
+  return hidden;
+}
+
+void forward_layer_batched(Backend& backend, const LlamaConfig& config, const LayerWeights& weights,
+                           MatrixView<float> hidden, const ForwardOptions& options, HessianTaps* taps) {
+  const int64_t rows_per_batch = options.micro_batch_seqs * options.seq_len;
+  for (int64_t r0 = 0; r0 < hidden.rows; r0 += rows_per_batch)
+    forward_layer(backend, config, weights, hidden.rows_range(r0, std::min(rows_per_batch, hidden.rows - r0)),
+                  options.seq_len, taps);
+}
+
+std::vector<double> final_token_nll(Backend& backend, const WeightSource& source, MatrixView<const float> hidden,
+                                    std::span<const int32_t> ids, const ForwardOptions& options) {
+  const LlamaConfig& config = source.config();
+  std::vector<double> nll(static_cast<size_t>(hidden.rows));
+  if (hidden.rows == 0) return nll;
+  const auto final_norm = backend.upload(source.load_final_norm().cview(), "model.norm");
+  const auto lm_head = backend.upload(source.load_lm_head().cview(), "lm_head");
+  CALDERA_CHECK(lm_head.rows() == config.vocab_size && lm_head.cols() == config.hidden_size, "lm_head is ",
+                lm_head.rows(), "x", lm_head.cols(), ", the config implies ", config.vocab_size, "x",
+                config.hidden_size);
+  const int64_t rows_per_batch = options.micro_batch_seqs * options.seq_len;
+  for (int64_t r0 = 0; r0 < hidden.rows; r0 += rows_per_batch) {
+    const int64_t n = std::min(rows_per_batch, hidden.rows - r0);
+    sequence_nll(backend, config, hidden.rows_range(r0, n), final_norm.cview(), lm_head.cview(),
+                 ids.subspan(static_cast<size_t>(r0), static_cast<size_t>(n)), options.seq_len, options.vocab_chunk,
+                 std::span<double>(nll).subspan(static_cast<size_t>(r0), static_cast<size_t>(n)));
+  }
+  return nll;
 }
 
 }  // namespace caldera::model

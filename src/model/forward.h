@@ -93,4 +93,29 @@ void sequence_nll(linalg::Backend& backend, const LlamaConfig& config, MatrixVie
                   MatrixView<const float> final_norm, MatrixView<const float> lm_head, std::span<const int32_t> ids,
                   int64_t seq_len, int64_t vocab_chunk, std::span<double> nll);
 
+/// Batch geometry of a layer-by-layer forward over many sequences.
+struct ForwardOptions {
+  int64_t seq_len = 512;          ///< tokens per sequence
+  int64_t micro_batch_seqs = 8;   ///< whole sequences per forward_layer call (bounds temporaries)
+  int64_t vocab_chunk = 8192;     ///< lm_head rows per logits chunk in the NLL
+  /// Throws ConfigError naming the field (as its CLI option) when a value is not positive.
+  void validate() const;
+};
+
+/// Loads the embedding from `source`, uploads it for the duration of the call and returns the
+/// activations [ids.size() × hidden_size] (backend memory) of the given whole sequences.
+linalg::Matrix<float> embed_sequences(linalg::Backend& backend, const WeightSource& source,
+                                      std::span<const int32_t> ids);
+
+/// forward_layer over all sequences of `hidden`, options.micro_batch_seqs sequences per call.
+void forward_layer_batched(linalg::Backend& backend, const LlamaConfig& config, const LayerWeights& weights,
+                           MatrixView<float> hidden, const ForwardOptions& options, HessianTaps* taps);
+
+/// sequence_nll over all sequences of `hidden` (after the last layer) in micro-batches, with the
+/// final norm and lm_head loaded from `source`; returns hidden.rows per-token NLLs (0 at the last
+/// position of each sequence).
+std::vector<double> final_token_nll(linalg::Backend& backend, const WeightSource& source,
+                                    MatrixView<const float> hidden, std::span<const int32_t> ids,
+                                    const ForwardOptions& options);
+
 }  // namespace caldera::model
