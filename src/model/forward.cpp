@@ -80,8 +80,12 @@ void check_layer_shapes(const LlamaConfig& config, int64_t layer, const LayerHos
   check_shape(w.post_attention_norm, 1, config.hidden_size, layer, "post_attention_layernorm");
 }
 
+LayerWeights LayerWeights::load(Backend& backend, const WeightSource& source, int64_t layer) {
+  return upload(backend, source.config(), layer, source.load_layer(layer), source.storage_dtype());
+}
+
 LayerWeights LayerWeights::upload(Backend& backend, const LlamaConfig& config, int64_t layer,
-                                  const LayerHostWeights& host) {
+                                  const LayerHostWeights& host, DType rope_dtype) {
   check_layer_shapes(config, layer, host);
   using K = LinearKind;
   LayerWeights w;
@@ -98,6 +102,9 @@ LayerWeights LayerWeights::upload(Backend& backend, const LlamaConfig& config, i
   if (config.has_bias(K::kDown)) w.down_bias = upload_bias(backend, {bias(K::kDown)}, tensor_label(layer, "down bias"));
   w.input_norm = backend.upload(host.input_norm.cview(), tensor_label(layer, "input_layernorm"));
   w.post_attention_norm = backend.upload(host.post_attention_norm.cview(), tensor_label(layer, "post_attention_layernorm"));
+  const std::vector<float> inv_freq = model::rope_inv_freq(config, rope_dtype);
+  w.rope_inv_freq = backend.upload(MatrixView<const float>(inv_freq.data(), 1, static_cast<int64_t>(inv_freq.size())),
+                                   tensor_label(layer, "rope inv_freq"));
   return w;
 }
 
@@ -138,9 +145,7 @@ void forward_layer(Backend& backend, const LlamaConfig& config, const LayerWeigh
   if (tokens == 0) return;
   auto& nn = backend.nn();
   const auto eps = static_cast<float>(config.rms_norm_eps);
-  const std::vector<float> inv_freq_host = rope_inv_freq(config);
-  const auto inv_freq = backend.upload(
-      MatrixView<const float>(inv_freq_host.data(), 1, static_cast<int64_t>(inv_freq_host.size())), "rope inv_freq");
+  const auto inv_freq = weights.rope_inv_freq.cview();
 
   // Attention block.
   auto normed = backend.make<float>(tokens, h, "forward normed");
@@ -152,8 +157,8 @@ void forward_layer(Backend& backend, const LlamaConfig& config, const LayerWeigh
     auto q = qkv.view().cols_range(0, qd);
     auto k = qkv.view().cols_range(qd, kvd);
     const auto v = qkv.cview().cols_range(qd + kvd, kvd);
-    nn.rope(q, config.num_attention_heads, config.head_dim, seq_len, inv_freq.cview());
-    nn.rope(k, config.num_key_value_heads, config.head_dim, seq_len, inv_freq.cview());
+    nn.rope(q, config.num_attention_heads, config.head_dim, seq_len, inv_freq);
+    nn.rope(k, config.num_key_value_heads, config.head_dim, seq_len, inv_freq);
     auto context = backend.make<float>(tokens, qd, "forward attention context");
     const linalg::AttentionShape shape{config.num_attention_heads, config.num_key_value_heads, config.head_dim,
                                        seq_len};

@@ -26,15 +26,20 @@ namespace caldera::model {
 
 /// One decoder layer's weights in backend memory, with the projections that share an input fused:
 /// qkv = [Wq; Wk; Wv] ((q_dim + 2 kv_dim) × hidden), gate_up = [Wg; Wu] (2 intermediate × hidden).
-/// Biases (1 × out) are empty where the config has none. Move-only owner.
+/// Biases (1 × out) are empty where the config has none. rope_inv_freq (1 × head_dim/2) is the RoPE
+/// frequency table held in the checkpoint's storage dtype (model/rope.h). Move-only owner.
 struct LayerWeights {
   linalg::Matrix<float> qkv, o, gate_up, down;
   linalg::Matrix<float> qkv_bias, o_bias, gate_up_bias, down_bias;
   linalg::Matrix<float> input_norm, post_attention_norm;
+  linalg::Matrix<float> rope_inv_freq;
 
-  /// Uploads `host` (shapes checked against `config`, throwing Error naming the layer and tensor).
+  /// Uploads `host` (shapes checked against `config`, throwing Error naming the layer and tensor);
+  /// rope_dtype: the dtype of the frequency table (WeightSource::storage_dtype()).
   static LayerWeights upload(linalg::Backend& backend, const LlamaConfig& config, int64_t layer,
-                             const LayerHostWeights& host);
+                             const LayerHostWeights& host, DType rope_dtype);
+  /// Loads layer `layer` from `source` and uploads it.
+  static LayerWeights load(linalg::Backend& backend, const WeightSource& source, int64_t layer);
 };
 
 /// Accumulators of the four Hessian inputs of one layer (spec §6.2), in backend memory:

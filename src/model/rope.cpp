@@ -7,7 +7,7 @@
 
 namespace caldera::model {
 
-std::vector<float> rope_inv_freq(const LlamaConfig& config) {
+std::vector<float> rope_inv_freq(const LlamaConfig& config, DType table_dtype) {
   const int64_t dim = config.head_dim;
   CALDERA_CHECK_AS(ConfigError, dim > 0 && dim % 2 == 0, "rope: head_dim must be positive and even, got ", dim);
   CALDERA_CHECK_AS(ConfigError, config.rope_theta > 0, "rope: rope_theta must be positive, got ", config.rope_theta);
@@ -36,6 +36,10 @@ std::vector<float> rope_inv_freq(const LlamaConfig& config) {
       }
     }
   }
+  if (table_dtype == DType::kBF16)
+    for (float& f : inv) f = bf16_to_f32(f32_to_bf16(f));
+  else if (table_dtype == DType::kF16)
+    for (float& f : inv) f = f16_to_f32(f32_to_f16(f));
   return inv;
 }
 

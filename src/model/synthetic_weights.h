@@ -19,6 +19,7 @@ class SyntheticWeightSource final : public WeightSource {
   SyntheticWeightSource(LlamaConfig config, uint64_t seed);
 
   const LlamaConfig& config() const override { return config_; }
+  DType storage_dtype() const override { return DType::kF32; }
   LayerHostWeights load_layer(int64_t layer) const override;
   HostMatrix<float> load_embedding() const override;
   HostMatrix<float> load_final_norm() const override;

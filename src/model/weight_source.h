@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "core/matrix.h"
 #include "model/llama_config.h"
 
@@ -29,6 +30,10 @@ class WeightSource {
  public:
   virtual ~WeightSource() = default;
   virtual const LlamaConfig& config() const = 0;
+  /// The dtype the checkpoint stores its weights in (BF16 for the bundled models; F32 for
+  /// synthetic weights). The forward pass holds the RoPE frequency table in it, as transformers
+  /// does (model/rope.h).
+  virtual DType storage_dtype() const = 0;
   /// Decoder layer `layer` in [0, num_hidden_layers): every linear (and bias) and both norms.
   virtual LayerHostWeights load_layer(int64_t layer) const = 0;
   /// vocab_size × hidden_size.

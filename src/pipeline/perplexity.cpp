@@ -25,7 +25,7 @@ PerplexityResult evaluate_perplexity(linalg::Backend& backend, comm::Communicato
   if (local_seqs > 0) {
     auto hidden = model::embed_sequences(backend, source, ids);
     for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
-      const auto weights = model::LayerWeights::upload(backend, config, layer, source.load_layer(layer));
+      const auto weights = model::LayerWeights::load(backend, source, layer);
       model::forward_layer_batched(backend, config, weights, hidden.view(), options.forward, nullptr);
       log_debug("eval: layer ", layer, " done (", watch.elapsed_s(), " s)");
     }

@@ -8,6 +8,7 @@
 #include <numbers>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "linalg/backend.h"
 #include "model/forward.h"
@@ -178,6 +179,24 @@ TEST(Rope, DefaultFrequenciesFollowTheta) {
     EXPECT_NEAR(f[i], std::pow(10000.0, -static_cast<double>(2 * i) / 128.0), 1e-7 * f[i]) << i;
 }
 
+TEST(Rope, TableDtypeRoundsLikeATransformersBuffer) {
+  LlamaConfig c = small_config(false);
+  c.head_dim = 64;
+  c.rope_theta = 10000.0;
+  const auto f32 = rope_inv_freq(c);
+  const auto bf16 = rope_inv_freq(c, DType::kBF16);
+  const auto f16 = rope_inv_freq(c, DType::kF16);
+  EXPECT_EQ(rope_inv_freq(c, DType::kF64), f32);
+  int changed = 0;
+  for (size_t i = 0; i < f32.size(); ++i) {
+    EXPECT_EQ(bf16[i], bf16_to_f32(f32_to_bf16(f32[i]))) << i;
+    EXPECT_EQ(f16[i], f16_to_f32(f32_to_f16(f32[i]))) << i;
+    EXPECT_LE(std::abs(bf16[i] - f32[i]), f32[i] * 0x1p-8f) << i;
+    changed += bf16[i] != f32[i];
+  }
+  EXPECT_GT(changed, 20);  // nearly every frequency loses bits in bf16
+}
+
 TEST(Rope, Llama3ScalingBands) {
   // Llama-3.1-8B: theta 500000, factor 8, low 1, high 4, original context 8192, head_dim 128.
   LlamaConfig c = small_config(false);
@@ -220,7 +239,7 @@ TEST_F(ForwardTest, LayerMatchesHostReferenceWithBiasesAndTaps) {
     const auto h0 = test::random_normal(tokens, c.hidden_size, 21);
     const LayerRef ref = layer_ref(c, host_w, to_mat(h0), seq_len);
 
-    const auto w = LayerWeights::upload(*be_, c, 1, host_w);
+    const auto w = LayerWeights::upload(*be_, c, 1, host_w, DType::kF32);
     auto hidden = be_->upload(h0.cview(), "hidden");
     HessianTaps taps(*be_, c);
     forward_layer(*be_, c, w, hidden.view(), seq_len, &taps);
@@ -257,7 +276,7 @@ TEST_F(ForwardTest, LayerMatchesHostReferenceWithBiasesAndTaps) {
 TEST_F(ForwardTest, MicroBatchingDoesNotChangeTheResult) {
   const LlamaConfig c = small_config(false);
   const SyntheticWeightSource src(c, 3);
-  const auto w = LayerWeights::upload(*be_, c, 0, src.load_layer(0));
+  const auto w = LayerWeights::load(*be_, src, 0);
   const auto h0 = test::random_normal(5 * 9, c.hidden_size, 4);
   auto all = be_->upload(h0.cview(), "all");
   auto split = be_->upload(h0.cview(), "split");
