@@ -34,6 +34,7 @@ class SafetensorsReader : public ::testing::Test {
       ADD_FAILURE() << "open succeeded on a malformed file";
     } catch (const IoError& e) {
       const std::string msg = e.what();
+      if (std::getenv("CALDERA_TEST_PRINT_ERRORS") != nullptr) std::printf("    error: %s\n", msg.c_str());
       for (const auto& n : all) EXPECT_NE(msg.find(n), std::string::npos) << "message lacks \"" << n << "\": " << msg;
     }
   }
