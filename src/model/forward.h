@@ -59,6 +59,9 @@ class HessianTaps {
   int64_t count(HessianInput input) const { return entry(input).count; }
   MatrixView<const double> sum(HessianInput input) const { return entry(input).sum.cview(); }
   MatrixView<const double> mu_sum(HessianInput input) const { return entry(input).mu_sum.cview(); }
+  /// Writable views of the same accumulators, for in-place reductions over ranks.
+  MatrixView<double> mutable_sum(HessianInput input) { return entries_[static_cast<size_t>(input)].sum.view(); }
+  MatrixView<double> mutable_mu_sum(HessianInput input) { return entries_[static_cast<size_t>(input)].mu_sum.view(); }
 
  private:
   struct Entry {

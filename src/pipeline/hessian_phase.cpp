@@ -11,28 +11,6 @@ namespace {
 
 using model::HessianInput;
 
-/// Lower triangle of the symmetric n×n `full`, row-major lower order (0,0), (1,0), (1,1), ...
-/// (spec §6.4, the order of io/hessian_file.h).
-std::vector<double> pack_lower(const HostMatrix<double>& full) {
-  const int64_t n = full.rows();
-  std::vector<double> packed(static_cast<size_t>(n * (n + 1) / 2));
-  size_t k = 0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j) packed[k++] = full(i, j);
-  return packed;
-}
-
-/// Inverse of pack_lower into `full` (both triangles).
-void unpack_lower(const std::vector<double>& packed, HostMatrix<double>& full) {
-  const int64_t n = full.rows();
-  size_t k = 0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j) {
-      full(i, j) = packed[k];
-      full(j, i) = packed[k++];
-    }
-}
-
 }  // namespace
 
 void HessianPhaseOptions::validate() const {
@@ -57,6 +35,10 @@ HessianPhase::HessianPhase(linalg::Backend& backend, comm::Communicator& world, 
   local_seqs_ = static_cast<int64_t>(ids_.size()) / options_.forward.seq_len;
   global_seqs_ = world_.allreduce_value<int64_t>(local_seqs_, comm::ReduceOp::kSum);
   CALDERA_CHECK_AS(ConfigError, global_seqs_ > 0, "hessians: no calibration sequences");
+  reducer_ = make_hessian_reducer(backend_, world_);
+  report_.reducer = std::string(reducer_->name());
+  log_info("hessians: ", global_seqs_, " sequences over ", world_.size(), " ranks (", local_seqs_,
+           " here), sums reduced by ", report_.reducer);
 }
 
 io::HessianFileMeta HessianPhase::meta(int64_t layer) const {
@@ -116,7 +98,7 @@ void HessianPhase::run_layer(int64_t layer, LayerAction action) {
                                  collect ? &taps_ : nullptr);
   }
   if (collect) {
-    reduce_and_write(layer, taps_);
+    reduce_and_write(layer);
     ++report_.layers_collected;
     log_info("hessians: layer ", layer, "/", config.num_hidden_layers, " collected (", watch.elapsed_s(), " s)");
   } else {
@@ -126,20 +108,15 @@ void HessianPhase::run_layer(int64_t layer, LayerAction action) {
   report_.files.push_back(path);
 }
 
-void HessianPhase::reduce_and_write(int64_t layer, const model::HessianTaps& taps) {
+void HessianPhase::reduce_and_write(int64_t layer) {
   const bool writer = world_.rank() == options_.writer_rank;
   io::LayerHessians h;
   h.meta = meta(layer);
   for (HessianInput input : model::kAllHessianInputs) {
-    HostMatrix<double> sum = backend_.download(taps.sum(input));
-    std::vector<double> packed = pack_lower(sum);
-    world_.reduce_sum(packed, options_.writer_rank);
-    const HostMatrix<double> mu_host = backend_.download(taps.mu_sum(input));
-    std::vector<double> mu(mu_host.storage());
-    world_.reduce_sum(mu, options_.writer_rank);
-    const int64_t count = world_.allreduce_value<int64_t>(taps.count(input), comm::ReduceOp::kSum);
+    HostMatrix<double> sum = reducer_->reduce_symmetric(taps_.mutable_sum(input), options_.writer_rank);
+    std::vector<double> mu = reducer_->reduce_vector(taps_.mutable_mu_sum(input), options_.writer_rank);
+    const int64_t count = world_.allreduce_value<int64_t>(taps_.count(input), comm::ReduceOp::kSum);
     if (!writer) continue;
-    unpack_lower(packed, sum);
     io::HessianSum& s = h[input];
     s.n = sum.rows();
     s.count = count;

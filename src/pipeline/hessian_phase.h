@@ -4,7 +4,8 @@
 // the four linear inputs (qkv, o, up, down; spec §6.1), S = Σ x xᵀ and Σ x in fp64 and the token
 // count (spec §6.2: every position of every full sequence, BOS included). The layer's outputs
 // become the next layer's inputs. The sums are reduced over ranks to the writer rank (MPI reduce of
-// fp64 host arrays, the lower triangle packed to halve the traffic), which writes
+// fp64 host arrays with the lower triangle packed, or NCCL on device buffers where usable:
+// pipeline/hessian_reduce.h), which writes
 // <workdir>/hessians/layer_NNN.h5 atomically (io/hessian_file.h).
 //
 // Results depend on the world size only through the summation order of the reduction (and of the
@@ -28,6 +29,7 @@
 #include "linalg/backend.h"
 #include "model/forward.h"
 #include "model/weight_source.h"
+#include "pipeline/hessian_reduce.h"
 
 namespace caldera::pipeline {
 
@@ -58,6 +60,7 @@ struct HessianPhaseReport {
   int64_t sequences = 0;       ///< over all ranks
   int64_t tokens = 0;          ///< rows accumulated per input per layer, over all ranks
   double seconds = 0;          ///< wall time on this rank
+  std::string reducer;         ///< HessianReducer::name() of the reduction used
   std::vector<std::filesystem::path> files;  ///< every layer's file, in layer order
 };
 
@@ -81,7 +84,7 @@ class HessianPhase {
 
  private:
   void ensure_embedded();
-  void reduce_and_write(int64_t layer, const model::HessianTaps& taps);
+  void reduce_and_write(int64_t layer);
   io::HessianFileMeta meta(int64_t layer) const;
 
   linalg::Backend& backend_;
@@ -95,6 +98,7 @@ class HessianPhase {
   bool embedded_ = false;
   linalg::Matrix<float> hidden_;  ///< the state: this rank's activations entering layer next_layer_
   model::HessianTaps taps_;
+  std::unique_ptr<HessianReducer> reducer_;
   HessianPhaseReport report_;
 };
 
