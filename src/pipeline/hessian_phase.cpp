@@ -72,6 +72,18 @@ std::vector<LayerAction> HessianPhase::plan() const {
   return actions;
 }
 
+void HessianPhase::restore(int64_t next_layer, const HostMatrix<float>& activations) {
+  CALDERA_CHECK(next_layer_ == 0, "hessians: restore after layers were run");
+  CALDERA_CHECK(activations.rows() == static_cast<int64_t>(ids_.size()) && activations.cols() == source_.config().hidden_size,
+                "hessians: snapshot of ", activations.rows(), "x", activations.cols(), " activations, expected ",
+                ids_.size(), "x", source_.config().hidden_size);
+  hidden_ = backend_.upload(activations.cview(), "hessian activations");
+  embedded_ = true;
+  for (int64_t l = 0; l < next_layer; ++l) report_.files.push_back(io::hessian_file_path(options_.workdir, l));
+  report_.layers_reused += next_layer;
+  next_layer_ = next_layer;
+}
+
 void HessianPhase::ensure_embedded() {
   if (embedded_) return;
   hidden_ = model::embed_sequences(backend_, source_, ids_);

@@ -83,6 +83,16 @@ class HessianPhase {
   /// plan() then run_layer for every layer; returns the report.
   HessianPhaseReport run();
 
+  /// The activation state (this rank's activations entering layer next_layer(), backend memory),
+  /// for snapshots (pipeline/activation_snapshot.h). Empty before the first run_layer.
+  MatrixView<const float> activations() const { return hidden_.cview(); }
+  int64_t next_layer() const noexcept { return next_layer_; }
+  int64_t local_sequences() const noexcept { return local_seqs_; }
+  /// Continues from a snapshot: `activations` (local tokens × hidden) enter layer `next_layer`.
+  void restore(int64_t next_layer, const HostMatrix<float>& activations);
+  /// The report so far (counts and files of the layers run).
+  const HessianPhaseReport& report() const noexcept { return report_; }
+
  private:
   void ensure_embedded();
   void reduce_and_write(int64_t layer);
