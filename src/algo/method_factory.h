@@ -40,6 +40,17 @@ struct MethodConfig {
   void validate() const;
 };
 
+/// Long names (without dashes) of every method option apply_method_option() accepts, with a
+/// one-line description each: what the CLI registers for `compress` / `run` and presets may set.
+[[nodiscard]] std::vector<std::pair<std::string, std::string>> method_option_names();
+
+/// Sets the field of `config` that option `key` (a name from method_option_names(), e.g. "rank",
+/// "bits-lr", "factor-scales") names, parsing `value`. "method" switches the method and resets the
+/// parameters to that method's defaults, so apply it first. Throws ConfigError naming the option and
+/// the accepted values when the key is unknown or the value does not parse. Range checks are left to
+/// validate() so that every problem is reported at once.
+void apply_method_option(MethodConfig& config, std::string_view key, std::string_view value);
+
 /// The Method for `config` (validated first; throws ConfigError listing all problems).
 [[nodiscard]] std::unique_ptr<Method> make_method(const MethodConfig& config);
 

@@ -80,6 +80,42 @@ TEST(MethodFactory, ParsesMethodsAndReportsEveryProblemAtOnce) {
   EXPECT_TRUE(u.problems().empty());
 }
 
+TEST(MethodFactory, AppliesOptionsByName) {
+  MethodConfig c;
+  apply_method_option(c, "method", "caldera");
+  apply_method_option(c, "rank", "64");
+  apply_method_option(c, "bits-lr", "16");
+  apply_method_option(c, "factor-scales", "per-row");
+  apply_method_option(c, "lr-split", "balanced");
+  apply_method_option(c, "q-input-rms", "0.9");
+  EXPECT_EQ(c.caldera.rank, 64);
+  EXPECT_EQ(c.caldera.bits_lr, 16);
+  EXPECT_EQ(c.caldera.factor_scales, FactorScaleMode::kPerRow);
+  EXPECT_EQ(c.caldera.lr_split, LrSplit::kBalanced);
+  EXPECT_DOUBLE_EQ(c.caldera.q_input_rms, 0.9);
+  apply_method_option(c, "method", "quip");  // resets to the QuIP# preset
+  EXPECT_EQ(c.caldera.rank, 0);
+  EXPECT_TRUE(c.problems().empty());
+  EXPECT_THROW(apply_method_option(c, "rank", "sixty"), ConfigError);
+  EXPECT_THROW(apply_method_option(c, "factor-scales", "per-col"), ConfigError);
+  EXPECT_THROW(apply_method_option(c, "ranks", "4"), ConfigError);
+  // Every listed option is accepted by apply_method_option with some value.
+  for (const auto& [name, help] : method_option_names()) {
+    EXPECT_FALSE(help.empty()) << name;
+    bool accepted = false;
+    for (const char* v : {"2", "0.5", "on", "e8p", "per-row", "balanced", "exact", "ldlq", "minmax", "caldera"}) {
+      MethodConfig t;
+      try {
+        apply_method_option(t, name, v);
+        accepted = true;
+        break;
+      } catch (const ConfigError&) {
+      }
+    }
+    EXPECT_TRUE(accepted) << name;
+  }
+}
+
 TEST(MethodFactory, ParametersNameTheOptions) {
   const auto m = make_method(MethodConfig::defaults(MethodKind::kCaldera));
   bool has_rank = false;
