@@ -60,6 +60,8 @@ std::vector<std::string> CalderaParams::problems() const {
       if (bits_lr < 2 || bits_lr > 8) add("--bits-lr must be 2..8 or 16 with --factor-format uniform, got ", bits_lr);
       if (factor_scales != FactorScaleMode::kPerRow)
         add("--factor-scales must be per-row with --factor-format uniform (one min-max grid per row)");
+      if (factor_rounding != FactorRounding::kNearest)
+        add("--factor-rounding ldlq needs --factor-format e8p");
     }
   }
   return out;
@@ -86,6 +88,7 @@ std::vector<std::pair<std::string, std::string>> CalderaParams::key_values() con
           {"lplr-iters", std::to_string(lplr_iters)},
           {"factor-format", std::string(to_string(factor_format))},
           {"factor-scales", std::string(to_string(factor_scales))},
+          {"factor-rounding", std::string(to_string(factor_rounding))},
           {"lr-split", std::string(to_string(lr_split))},
           {"lr-svd", std::string(to_string(lr_svd))},
           {"rht", incoherence == Incoherence::kRht ? "on" : "off"},
@@ -189,6 +192,16 @@ CompressedUnit CalderaMethod::compress(const MethodContext& ctx, MatrixView<cons
     });
   }
   ActivationErrorMeter meter(be, w.cview(), h.cview());
+  // Block LDL of H for the LDLQ rounding of R (once per matrix; H does not change).
+  quant::BlockLdl h_ldl;
+  LplrOptions lplr_options;
+  lplr_options.iters = p.lplr_iters;
+  if (k > 0 && lr.quantizer && p.factor_rounding == FactorRounding::kLdlq) {
+    h_ldl = times.run("block_ldl_h", [&] { return quant::block_ldl(be, h.cview()); });
+    lplr_options.h_ldl = &h_ldl;
+    lplr_options.h = h.cview();
+    lplr_options.tune_iters = p.tune_iters;
+  }
 
   // Loop state, possibly resumed from a checkpoint.
   CalderaState state = CalderaState::zeros(be, m, n, k);
@@ -255,7 +268,7 @@ CompressedUnit CalderaMethod::compress(const MethodContext& ctx, MatrixView<cons
         be.copy(init.r.cview(), state.r.values.view());
         be.transpose(state.l.cview(), state.lt.values.view());
       } else {
-        auto res = times.run("lplr", [&] { return lplr(be, problem, init, *lr.quantizer, *lr.quantizer, p.lplr_iters); });
+        auto res = times.run("lplr", [&] { return lplr(be, problem, init, *lr.quantizer, *lr.quantizer, lplr_options); });
         lplr_best_errors.push_back(res.errors[static_cast<size_t>(res.best_candidate)]);
         state.lt = std::move(res.l_t);
         state.r = std::move(res.r);

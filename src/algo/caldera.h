@@ -63,6 +63,7 @@ struct CalderaParams {
   int lplr_iters = 50;       ///< [--lplr-iters] inner LPLR iterations T_in (>= 0)
   FactorFormat factor_format = FactorFormat::kE8p;              ///< [--factor-format e8p|uniform]
   FactorScaleMode factor_scales = FactorScaleMode::kPerTensor;  ///< [--factor-scales per-tensor|per-row]
+  FactorRounding factor_rounding = FactorRounding::kNearest;     ///< [--factor-rounding nearest|ldlq]
   LrSplit lr_split = LrSplit::kUnbalanced;                      ///< [--lr-split unbalanced|balanced]
   LrSvdSolver lr_svd = LrSvdSolver::kExact;                     ///< [--lr-svd exact|randomized]
   Incoherence incoherence = Incoherence::kRht;                  ///< [--rht on|off]

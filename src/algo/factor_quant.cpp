@@ -6,6 +6,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "quant/lattice.h"
+#include "quant/ldlq.h"
 #include "quant/scalar.h"
 
 namespace caldera::algo {
@@ -18,6 +19,7 @@ std::string_view to_string(FactorFormat f) noexcept { return f == FactorFormat::
 std::string_view to_string(FactorScaleMode s) noexcept {
   return s == FactorScaleMode::kPerTensor ? "per-tensor" : "per-row";
 }
+std::string_view to_string(FactorRounding r) noexcept { return r == FactorRounding::kNearest ? "nearest" : "ldlq"; }
 
 namespace {
 
@@ -52,39 +54,17 @@ class LatticeFactorQuantizer final : public FactorQuantizer {
   LatticeFactorQuantizer(LatticeCodebook codebook, FactorScaleMode mode) : codebook_(codebook), mode_(mode) {}
 
   void quantize(Backend& be, MatrixView<const float> x, QuantizedFactor& out) const override {
-    CALDERA_CHECK(x.cols % 8 == 0, "factor quantizer: columns must be a multiple of 8, got ", x.rows, "x", x.cols);
-    const int64_t rows = x.rows, cols = x.cols;
-    ensure_shape(be, out.values, rows, cols, "factor.values");
-    ensure_shape(be, out.codes, rows, cols / 8, "factor.codes");
-    out.grid_codes = {};
-    out.zeros = {};
-    HostMatrix<float> scales = mode_ == FactorScaleMode::kPerTensor ? HostMatrix<float>(1, 1) : HostMatrix<float>(rows, 1);
-    HostMatrix<float> inv(1, scales.rows());
-    if (mode_ == FactorScaleMode::kPerTensor) {
-      const double ss = be.sum_squares(x);
-      scales(0, 0) = static_cast<float>(std::sqrt(ss / static_cast<double>(std::max<int64_t>(x.size(), 1))));
-    } else {
-      // Row sums of squares = diag(X Xᵀ).
-      auto g = be.make<float>(rows, rows, "factor.gram");
-      be.gemm(Op::kNoTrans, Op::kTrans, 1.0f, x, x, 0.0f, g.view());
-      auto d = be.make<float>(1, rows, "factor.diag");
-      be.diagonal(g.cview(), d.view());
-      const auto dh = be.download(d);
-      for (int64_t i = 0; i < rows; ++i)
-        scales(i, 0) = fp16_round(static_cast<float>(std::sqrt(std::max(dh(0, i), 0.0f) / static_cast<float>(cols))));
-    }
-    for (int64_t i = 0; i < scales.rows(); ++i) inv(0, i) = scales(i, 0) > 0.0f ? 1.0f / scales(i, 0) : 1.0f;
-    ensure_shape(be, out.scales, scales.rows(), 1, "factor.scales");
-    be.upload(scales.cview(), out.scales.view());
-    // Normalise to RMS 1 (per tensor or per row), round to the codebook, then dequantize.
-    be.copy(x, out.values.view());
-    if (mode_ == FactorScaleMode::kPerTensor) {
-      be.scale(out.values.view(), inv(0, 0));
-    } else {
-      const auto dinv = be.upload(inv.cview(), "factor.inv");
-      be.mul_rows(out.values.view(), MatrixView<const float>(dinv.data(), rows, 1, 1));
-    }
+    normalize(be, x, out);
     quant::lattice_quantize(be, out.values.cview(), codebook_, residual_scale(), MatrixView<float>(), out.codes.view());
+    dequantize(be, out);
+  }
+
+  void quantize_ldlq(Backend& be, MatrixView<const float> x, MatrixView<const float> h, const quant::BlockLdl& ldl,
+                     int tune_iters, QuantizedFactor& out) const override {
+    normalize(be, x, out);
+    auto res = quant::ldlq(be, out.values.cview(), h, ldl,
+                           quant::LdlqQuantizer::lattice(codebook_, residual_scale()), tune_iters);
+    out.codes = std::move(res.codes);
     dequantize(be, out);
   }
 
@@ -145,6 +125,42 @@ class LatticeFactorQuantizer final : public FactorQuantizer {
 
  private:
   float residual_scale() const noexcept { return lattice_default_residual_scale(codebook_); }
+
+  // Scales (per tensor: RMS; per row: fp16-rounded row RMS) into out.scales, and out.values = x
+  // normalised to RMS 1 by them; out.codes allocated.
+  void normalize(Backend& be, MatrixView<const float> x, QuantizedFactor& out) const {
+    CALDERA_CHECK(x.cols % 8 == 0, "factor quantizer: columns must be a multiple of 8, got ", x.rows, "x", x.cols);
+    const int64_t rows = x.rows, cols = x.cols;
+    ensure_shape(be, out.values, rows, cols, "factor.values");
+    ensure_shape(be, out.codes, rows, cols / 8, "factor.codes");
+    out.grid_codes = {};
+    out.zeros = {};
+    HostMatrix<float> scales = mode_ == FactorScaleMode::kPerTensor ? HostMatrix<float>(1, 1) : HostMatrix<float>(rows, 1);
+    HostMatrix<float> inv(1, scales.rows());
+    if (mode_ == FactorScaleMode::kPerTensor) {
+      const double ss = be.sum_squares(x);
+      scales(0, 0) = static_cast<float>(std::sqrt(ss / static_cast<double>(std::max<int64_t>(x.size(), 1))));
+    } else {
+      // Row sums of squares = diag(X Xᵀ).
+      auto g = be.make<float>(rows, rows, "factor.gram");
+      be.gemm(Op::kNoTrans, Op::kTrans, 1.0f, x, x, 0.0f, g.view());
+      auto d = be.make<float>(1, rows, "factor.diag");
+      be.diagonal(g.cview(), d.view());
+      const auto dh = be.download(d);
+      for (int64_t i = 0; i < rows; ++i)
+        scales(i, 0) = fp16_round(static_cast<float>(std::sqrt(std::max(dh(0, i), 0.0f) / static_cast<float>(cols))));
+    }
+    for (int64_t i = 0; i < scales.rows(); ++i) inv(0, i) = scales(i, 0) > 0.0f ? 1.0f / scales(i, 0) : 1.0f;
+    ensure_shape(be, out.scales, scales.rows(), 1, "factor.scales");
+    be.upload(scales.cview(), out.scales.view());
+    be.copy(x, out.values.view());
+    if (mode_ == FactorScaleMode::kPerTensor) {
+      be.scale(out.values.view(), inv(0, 0));
+    } else {
+      const auto dinv = be.upload(inv.cview(), "factor.inv");
+      be.mul_rows(out.values.view(), MatrixView<const float>(dinv.data(), rows, 1, 1));
+    }
+  }
   LatticeCodebook codebook_;
   FactorScaleMode mode_;
 };
@@ -170,6 +186,11 @@ class UniformFactorQuantizer final : public FactorQuantizer {
     ensure_shape(be, out.grid_codes, x.rows, x.cols, "factor.grid_codes");
     be.quant().scalar_quantize(x, grid(out, x.cols), out.grid_codes.view(), MatrixView<float>());
     dequantize(be, out);
+  }
+
+  void quantize_ldlq(Backend&, MatrixView<const float>, MatrixView<const float>, const quant::BlockLdl&, int,
+                     QuantizedFactor&) const override {
+    raise<Error>("factor quantizer: LDLQ rounding is available for the e8p factor format only");
   }
 
   void dequantize(Backend& be, QuantizedFactor& f) const override {

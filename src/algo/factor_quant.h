@@ -23,6 +23,7 @@
 #include "core/matrix.h"
 #include "core/tensor_map.h"
 #include "linalg/backend.h"
+#include "quant/ldl.h"
 
 namespace caldera::algo {
 
@@ -33,9 +34,15 @@ enum class FactorFormat : uint8_t {
 };
 /// Scale granularity of E8P-quantized factors (`--factor-scales`).
 enum class FactorScaleMode : uint8_t { kPerTensor, kPerRow };
+/// Rounding of R in the LPLR loop (`--factor-rounding`).
+enum class FactorRounding : uint8_t {
+  kNearest,  ///< paper: nearest codeword, not data-aware (spec §2.4)
+  kLdlq,     ///< R's rows by LDLQ against the layer Hessian H (spec §3.5 applied to R; see lplr())
+};
 
 std::string_view to_string(FactorFormat f) noexcept;
 std::string_view to_string(FactorScaleMode s) noexcept;
+std::string_view to_string(FactorRounding r) noexcept;
 
 /// A quantized factor X̂ (rows×cols, Lᵀ or R) in backend memory.
 struct QuantizedFactor {
@@ -56,6 +63,11 @@ class FactorQuantizer {
   /// Quantizes x (rows×cols, backend fp32) into `out` (members reallocated as needed). Throws Error
   /// when the shape violates the format's rules (cols % 8 for lattice codes).
   virtual void quantize(linalg::Backend& backend, MatrixView<const float> x, QuantizedFactor& out) const = 0;
+  /// As quantize(), but each row (after its scale) is rounded by LDLQ against the cols×cols Hessian
+  /// h with `tune_iters` tune sweeps (spec §3.5; ldl = quant::block_ldl(h)), which minimises
+  /// Σ_rows ΔX_i h ΔX_iᵀ instead of Σ_rows ‖ΔX_i‖². Lattice formats only (throws Error otherwise).
+  virtual void quantize_ldlq(linalg::Backend& backend, MatrixView<const float> x, MatrixView<const float> h,
+                             const quant::BlockLdl& ldl, int tune_iters, QuantizedFactor& out) const = 0;
   /// Rebuilds factor.values from its codes, scales (and zeros).
   virtual void dequantize(linalg::Backend& backend, QuantizedFactor& factor) const = 0;
   /// Bits per factor entry of the codes (excluding scales).

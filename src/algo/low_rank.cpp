@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "quant/ldl.h"
 
 namespace caldera::algo {
 
@@ -223,11 +224,20 @@ struct RSide {
 }  // namespace
 
 LplrResult lplr(Backend& backend, const LrProblem& problem, const LowRankPair& init, const FactorQuantizer& quant_l,
-                const FactorQuantizer& quant_r, int iters) {
+                const FactorQuantizer& quant_r, const LplrOptions& options) {
+  const int iters = options.iters;
   const int64_t m = problem.a.rows, n = problem.a.cols, k = init.l.cols();
   CALDERA_CHECK(init.l.rows() == m && init.r.rows() == k && init.r.cols() == n && k >= 1, "lplr: L₀ ",
                 init.l.rows(), "x", init.l.cols(), ", R₀ ", init.r.rows(), "x", init.r.cols(), " for A ", m, "x", n);
   CALDERA_CHECK(iters >= 0, "lplr: iterations must be >= 0, got ", iters);
+  CALDERA_CHECK(options.h_ldl == nullptr || (options.h.rows == n && options.h.cols == n), "lplr: Hessian for LDLQ "
+                "rounding of R must be ", n, "x", n, ", got ", options.h.rows, "x", options.h.cols);
+  auto quantize_r = [&](MatrixView<const float> x, QuantizedFactor& out) {
+    if (options.h_ldl != nullptr)
+      quant_r.quantize_ldlq(backend, x, options.h, *options.h_ldl, options.tune_iters, out);
+    else
+      quant_r.quantize(backend, x, out);
+  };
   const double a_white_sq = backend.sum_squares(problem.a_white);
   const double norm = std::sqrt(a_white_sq);
 
@@ -263,7 +273,7 @@ LplrResult lplr(Backend& backend, const LrProblem& problem, const LowRankPair& i
   backend.transpose(init.l.cview(), l_t_raw.view());
   quant_l.quantize(backend, l_t_raw.cview(), l_t);
   backend.transpose(l_t.values.cview(), l.view());
-  quant_r.quantize(backend, init.r.cview(), r);
+  quantize_r(init.r.cview(), r);
   evaluate(0);
 
   // The first L step uses the unquantized R₀ (spec §2.3: L, R := L₀, R₀, then the L step).
@@ -279,7 +289,7 @@ LplrResult lplr(Backend& backend, const LrProblem& problem, const LowRankPair& i
     gram_cols_f64(backend, l.cview(), l_gram.view());
     backend.gemm(Op::kTrans, Op::kNoTrans, 1.0f, l.cview(), problem.a, 0.0f, r_raw.view());
     solve_spd_left(backend, l_gram.cview(), r_raw.view());
-    quant_r.quantize(backend, r_raw.cview(), r);
+    quantize_r(r_raw.cview(), r);
     evaluate(it);  // leaves rside updated for R̂, as the next L step needs
   }
   if (best.best_candidate < 0)

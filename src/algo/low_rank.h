@@ -15,6 +15,7 @@
 #include "core/matrix.h"
 #include "core/rng.h"
 #include "linalg/backend.h"
+#include "quant/ldl.h"
 
 namespace caldera::algo {
 
@@ -67,16 +68,31 @@ struct LplrResult {
   int best_candidate = -1;          ///< index into `errors` of the returned pair
 };
 
+/// Options of the LPLR loop.
+struct LplrOptions {
+  int iters = 0;  ///< T_in >= 0
+  /// FactorRounding::kLdlq: R's rows are rounded by LDLQ against `h` (n×n, the layer Hessian that C
+  /// factors) with `tune_iters` sweeps, using its block LDL `h_ldl`. Null: nearest rounding (paper).
+  /// With L̂ fixed, ‖(A − L̂R̂)C‖² = ‖(A − L̂R*)C‖² + tr(L̂ᵀL̂ ΔR H ΔRᵀ) (R* the least-squares R,
+  /// ΔR = R* − R̂), and L̂ᵀL̂ is close to diagonal, so the H-weighted row errors LDLQ minimises are
+  /// the ones that matter. (L's counterpart R̂HR̂ᵀ is itself close to diagonal, so L keeps nearest
+  /// rounding.)
+  const quant::BlockLdl* h_ldl = nullptr;
+  MatrixView<const float> h;
+  int tune_iters = 0;
+};
+
 /// Spec §2.3 LPLR loop on Lᵀ and R with `quant_l` (applied to Lᵀ) and `quant_r`:
 ///   L ← argmin ‖(A − LR)C‖ (fp64 k×k solve of R̃R̃ᵀ, R̃ = RC), quantize Lᵀ;
 ///   R ← argmin ‖A − L̂R‖   (fp64 k×k solve of L̂ᵀL̂),            quantize R;
 ///   e ← ‖(A − L̂R̂)C‖ by the expanded trace ‖Ã‖² − 2⟨L̂, ÃR̃ᵀ⟩ + ⟨L̂ᵀL̂, R̃R̃ᵀ⟩ (no m×n product).
 /// Best iterate by strict "<" over quantized candidates only (pitfall P5); the directly quantized
 /// initialisation is candidate 0 (a superset of the spec's candidates, so the result is never worse
-/// than quantizing the initialisation). `iters` >= 0. Throws NumericError when every candidate's
-/// error is non-finite.
+/// than quantizing the initialisation). Throws NumericError when every candidate's error is
+/// non-finite.
 [[nodiscard]] LplrResult lplr(linalg::Backend& backend, const LrProblem& problem, const LowRankPair& init,
-                              const FactorQuantizer& quant_l, const FactorQuantizer& quant_r, int iters);
+                              const FactorQuantizer& quant_l, const FactorQuantizer& quant_r,
+                              const LplrOptions& options);
 
 /// b (rows×k, fp32) ← b·G⁻¹ for symmetric positive (semi)definite G (k×k, fp64), solved in fp64 by
 /// Cholesky; on failure a diagonal jitter growing from 1e-12·mean(diag G) is added (logged).

@@ -92,6 +92,7 @@ std::vector<std::pair<std::string, std::string>> method_option_names() {
           {"lplr-iters", "inner LPLR iterations per LR update"},
           {"factor-format", "quantizer of L and R: e8p | uniform"},
           {"factor-scales", "scales of quantized L and R: per-tensor (paper) | per-row"},
+          {"factor-rounding", "rounding of R in LPLR: nearest (paper) | ldlq (against the layer Hessian)"},
           {"lr-split", "initial split of the singular values: unbalanced (paper) | balanced"},
           {"lr-svd", "top-k SVD of the LR initialisation: exact | randomized"},
           {"rht", "randomized Hadamard transform: on | off"},
@@ -126,6 +127,9 @@ void apply_method_option(MethodConfig& c, std::string_view key, std::string_view
   } else if (key == "factor-scales") {
     p.factor_scales = parse_choice<FactorScaleMode>(
         key, v, {{"per-tensor", FactorScaleMode::kPerTensor}, {"per-row", FactorScaleMode::kPerRow}});
+  } else if (key == "factor-rounding") {
+    p.factor_rounding =
+        parse_choice<FactorRounding>(key, v, {{"nearest", FactorRounding::kNearest}, {"ldlq", FactorRounding::kLdlq}});
   } else if (key == "lr-split") {
     p.lr_split = parse_choice<LrSplit>(key, v, {{"unbalanced", LrSplit::kUnbalanced}, {"balanced", LrSplit::kBalanced}});
   } else if (key == "lr-svd") {

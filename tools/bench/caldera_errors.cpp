@@ -11,6 +11,7 @@
 //   --method quip:method=quip
 //   --method cal16:method=caldera,rank=64,bits-lr=16,iters=3
 // Each matrix gets the RNG stream Rng(seed).stream({layer, matrix index}) as the pipeline does.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -37,6 +38,8 @@ struct Spec {
   std::unique_ptr<algo::Method> method;
   double bits = 0, params = 0, error_sum = 0, seconds = 0;
   int count = 0;
+  /// Σ over matrices of the best complete error up to the end of outer iteration t (index t−1).
+  std::vector<double> best_by_iter;
 };
 
 struct Options {
@@ -110,6 +113,21 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
+// CALDERA's history holds REL_ERR after every sub-step: [LR, Q] per outer iteration for rank > 0
+// (the LR-only state of iteration 1 is not a candidate, spec §1.2), [Q] for rank 0 and RTN.
+void accumulate_best_by_iter(Spec& s, const std::vector<double>& h) {
+  const bool two_steps = s.config.method == algo::MethodKind::kCaldera && s.config.caldera.rank > 0;
+  const size_t per_iter = two_steps ? 2 : 1;
+  const size_t iters = h.size() / per_iter;
+  if (s.best_by_iter.size() < iters) s.best_by_iter.resize(iters, 0.0);
+  double best = 1e300;
+  for (size_t t = 0; t < iters; ++t) {
+    for (size_t j = t * per_iter; j < (t + 1) * per_iter; ++j)
+      if (!(two_steps && j == 0)) best = std::min(best, h[j]);
+    s.best_by_iter[t] += best;
+  }
+}
+
 int run(int argc, char** argv) {
   Options o = parse(argc, argv);
   auto backend = linalg::make_backend(o.backend, linalg::BackendOptions{-1, 0, o.threads});
@@ -143,6 +161,7 @@ int run(int argc, char** argv) {
         const auto out = s.method->compress(ctx, w.cview(), stats);
         s.seconds += sw.elapsed_s();
         s.error_sum += out.metrics.rel_error;
+        accumulate_best_by_iter(s, out.metrics.error_history);
         s.bits += out.metrics.bits;
         s.params += static_cast<double>(w.rows()) * static_cast<double>(w.cols());
         ++s.count;
@@ -154,6 +173,14 @@ int run(int argc, char** argv) {
   }
   std::printf("| **mean error** |");
   for (const auto& s : o.specs) std::printf(" **%.4f** |", s.error_sum / s.count);
+  size_t max_iters = 0;
+  for (const auto& s : o.specs) max_iters = std::max(max_iters, s.best_by_iter.size());
+  for (size_t t = 1; t < max_iters; ++t) {
+    std::printf("\n| mean error after outer iteration %zu |", t);
+    for (const auto& s : o.specs)
+      if (t <= s.best_by_iter.size()) std::printf(" %.4f |", s.best_by_iter[t - 1] / s.count);
+      else std::printf(" |");
+  }
   std::printf("\n| avg bits |");
   for (const auto& s : o.specs) std::printf(" %.3f |", s.bits / s.params);
   std::printf("\n| seconds |");

@@ -30,7 +30,7 @@ TEST(Lplr, ReturnsOnlyQuantizedCandidatesAndTheBestOne) {
     auto& be = cpu_backend();
     const auto init = lr_init(be, p.view(), 16, LrSvdSolver::kExact, LrSplit::kUnbalanced, Rng(1));
     const auto q = make_factor_quantizer(FactorFormat::kE8p, 2, mode);
-    const auto res = lplr(be, p.view(), init, *q, *q, 6);
+    const auto res = lplr(be, p.view(), init, *q, *q, LplrOptions{6, nullptr, {}, 0});
     ASSERT_EQ(res.errors.size(), 7u);
     ASSERT_GE(res.best_candidate, 0);
     EXPECT_TRUE(is_quantized(*q, res.l_t));
@@ -59,9 +59,26 @@ TEST(Lplr, AlternatingBeatsDirectQuantizationOfTheInitialisation) {
   auto& be = cpu_backend();
   const auto init = lr_init(be, p.view(), 16, LrSvdSolver::kExact, LrSplit::kUnbalanced, Rng(1));
   const auto q = make_factor_quantizer(FactorFormat::kE8p, 4, FactorScaleMode::kPerTensor);
-  const auto res = lplr(be, p.view(), init, *q, *q, 5);
+  const auto res = lplr(be, p.view(), init, *q, *q, LplrOptions{5, nullptr, {}, 0});
   EXPECT_GT(res.best_candidate, 0);
   EXPECT_LT(res.errors[static_cast<size_t>(res.best_candidate)], res.errors[0]);
+}
+
+TEST(Lplr, LdlqRoundingOfRBeatsNearestRounding) {
+  // With a strongly non-isotropic H the H-aware rounding of R lowers the whitened error.
+  const auto p = make_problem(64, 128, 91, 0.8);
+  auto& be = cpu_backend();
+  const auto init = lr_init(be, p.view(), 16, LrSvdSolver::kExact, LrSplit::kUnbalanced, Rng(1));
+  const auto q = make_factor_quantizer(FactorFormat::kE8p, 2, FactorScaleMode::kPerRow);
+  const auto nearest = lplr(be, p.view(), init, *q, *q, LplrOptions{4, nullptr, {}, 0});
+  const auto ldl = quant::block_ldl(be, p.h.cview());
+  const auto aware = lplr(be, p.view(), init, *q, *q, LplrOptions{4, &ldl, p.h.cview(), 4});
+  const double e_nearest = nearest.errors[static_cast<size_t>(nearest.best_candidate)];
+  const double e_aware = aware.errors[static_cast<size_t>(aware.best_candidate)];
+  EXPECT_LT(e_aware, 0.95 * e_nearest);
+  EXPECT_TRUE(is_quantized(*q, aware.r));
+  EXPECT_NEAR(e_aware, test_lr::whitened_rel_error(p, be.download(aware.l), be.download(aware.r.values)),
+              1e-4 * e_aware);
 }
 
 TEST(Lplr, ZeroIterationsReturnsTheQuantizedInitialisation) {
@@ -69,7 +86,7 @@ TEST(Lplr, ZeroIterationsReturnsTheQuantizedInitialisation) {
   auto& be = cpu_backend();
   const auto init = lr_init(be, p.view(), 16, LrSvdSolver::kExact, LrSplit::kUnbalanced, Rng(1));
   const auto q = make_factor_quantizer(FactorFormat::kE8p, 4, FactorScaleMode::kPerRow);
-  const auto res = lplr(be, p.view(), init, *q, *q, 0);
+  const auto res = lplr(be, p.view(), init, *q, *q, LplrOptions{0, nullptr, {}, 0});
   ASSERT_EQ(res.errors.size(), 1u);
   EXPECT_EQ(res.best_candidate, 0);
   QuantizedFactor direct;
