@@ -349,7 +349,18 @@ CompressedUnit CalderaMethod::compress(const MethodContext& ctx, MatrixView<cons
   return out;
 }
 
-HostMatrix<float> CalderaMethod::reconstruct(Backend& be, const TensorMap& tensors) const {
+namespace {
+
+// What reconstruct() and split_low_rank() read from the stored tensors.
+struct StoredUnit {
+  detail::CalderaState state;
+  quant::RhtSigns signs;
+  bool rht = false;
+  float global_scale = 0.0f;
+  int64_t m = 0, n = 0, rank = 0;
+};
+
+StoredUnit load_unit(Backend& be, const TensorMap& tensors) {
   const auto& ver = require_tensor(tensors, "format_version", "CALDERA unit");
   CALDERA_CHECK(ver.dtype == DType::kI64 && ver.as<int64_t>()[0] == 1, "CALDERA unit: format_version ",
                 ver.as<int64_t>()[0], " is not supported (expected 1)");
@@ -357,27 +368,61 @@ HostMatrix<float> CalderaMethod::reconstruct(Backend& be, const TensorMap& tenso
   const Tensor& sv = require_tensor(tensors, "sv", "CALDERA unit");
   CALDERA_CHECK(su.dtype == DType::kF32 && sv.dtype == DType::kF32 && su.shape.size() == 1 && sv.shape.size() == 1,
                 "CALDERA unit: su / sv must be F32 vectors");
-  const int64_t n = su.shape[0], m = sv.shape[0];
+  StoredUnit u;
+  u.n = su.shape[0];
+  u.m = sv.shape[0];
   const Tensor& qb = require_tensor(tensors, "q_bits", "CALDERA unit");
-  CALDERA_CHECK(qb.dtype == DType::kI64, "CALDERA unit: q_bits must be I64");
+  CALDERA_CHECK(qb.dtype == DType::kI64 && qb.numel() == 1, "CALDERA unit: q_bits must be an I64 scalar");
   const LrSpec lr = LrSpec::from_tensors(tensors);
-  const auto state = detail::load_state(be, tensors, static_cast<int>(qb.as<int64_t>()[0]), lr, "", m, n);
-  auto w_hat = be.make<float>(m, n, "reconstruct.w_hat");
-  state.compose(be, w_hat.view());
+  u.rank = lr.rank;
+  u.state = detail::load_state(be, tensors, static_cast<int>(qb.as<int64_t>()[0]), lr, "", u.m, u.n);
   const Tensor& rht = require_tensor(tensors, "rht", "CALDERA unit");
-  Matrix<float> w;
-  if (rht.as<int64_t>()[0] != 0) {
-    quant::RhtSigns signs{std::vector<float>(su.as<float>(), su.as<float>() + n),
-                          std::vector<float>(sv.as<float>(), sv.as<float>() + m)};
-    w = quant::rht_weight_inverse(be, w_hat.cview(), signs);
-  } else {
-    w = std::move(w_hat);
-  }
+  CALDERA_CHECK(rht.dtype == DType::kI64 && rht.numel() == 1, "CALDERA unit: rht must be an I64 scalar");
+  u.rht = rht.as<int64_t>()[0] != 0;
+  u.signs = quant::RhtSigns{std::vector<float>(su.as<float>(), su.as<float>() + u.n),
+                            std::vector<float>(sv.as<float>(), sv.as<float>() + u.m)};
   const Tensor& gs = require_tensor(tensors, "global_scale", "CALDERA unit");
   CALDERA_CHECK(gs.dtype == DType::kF32 && gs.numel() == 1, "CALDERA unit: global_scale must be an F32 scalar");
-  const float s = gs.as<float>()[0];
-  be.scale(w.view(), s > 0.0f ? s : 0.0f);
+  u.global_scale = std::max(gs.as<float>()[0], 0.0f);
+  return u;
+}
+
+// s·D_SV Had_m X Had_nᵀ D_SU (or s·X without the RHT), downloaded.
+HostMatrix<float> to_original_basis(Backend& be, const StoredUnit& u, Matrix<float> x) {
+  Matrix<float> w = u.rht ? quant::rht_weight_inverse(be, x.cview(), u.signs) : std::move(x);
+  be.scale(w.view(), u.global_scale);
   return be.download(w);
+}
+
+}  // namespace
+
+HostMatrix<float> CalderaMethod::reconstruct(Backend& be, const TensorMap& tensors) const {
+  StoredUnit u = load_unit(be, tensors);
+  auto w_hat = be.make<float>(u.m, u.n, "reconstruct.w_hat");
+  u.state.compose(be, w_hat.view());
+  return to_original_basis(be, u, std::move(w_hat));
+}
+
+std::optional<LowRankSplit> CalderaMethod::split_low_rank(Backend& be, const TensorMap& tensors) const {
+  StoredUnit u = load_unit(be, tensors);
+  if (u.rank == 0) return std::nullopt;
+  LowRankSplit split;
+  split.base = to_original_basis(be, u, be.clone(u.state.q.cview(), "split.q"));
+  // Rows of Lᵀ and of R live in the rotated bases: row ← Had·row ⊙ signs undoes them.
+  auto lt = be.clone(u.state.lt.values.cview(), "split.lt");
+  auto r = be.clone(u.state.r.values.cview(), "split.r");
+  if (u.rht) {
+    const auto sv = be.upload(MatrixView<const float>(u.signs.sv.data(), 1, u.m), "split.sv");
+    const auto su = be.upload(MatrixView<const float>(u.signs.su.data(), 1, u.n), "split.su");
+    be.quant().hadamard_rows(lt.view(), quant::hadamard_factor(u.m), Op::kNoTrans, {}, sv.cview());
+    be.quant().hadamard_rows(r.view(), quant::hadamard_factor(u.n), Op::kNoTrans, {}, su.cview());
+  }
+  be.scale(lt.view(), u.global_scale);
+  auto l = be.make<float>(u.m, u.rank, "split.l");
+  be.transpose(lt.cview(), l.view());
+  split.lora_b = be.download(l);
+  split.lora_a = be.download(r);
+  return split;
 }
 
 }  // namespace caldera::algo

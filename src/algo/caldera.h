@@ -108,6 +108,10 @@ class CalderaMethod final : public Method {
                           const InputStats& stats) const override;
   /// Rebuilds W (original basis) from the tensors listed at the top of this file.
   HostMatrix<float> reconstruct(linalg::Backend& backend, const TensorMap& tensors) const override;
+  /// Rank > 0: base = s_g·D_SV Had_m Q Had_nᵀ D_SU, lora_b = s_g·D_SV Had_m L (m×k),
+  /// lora_a = R Had_nᵀ D_SU (k×n), so base + lora_b·lora_a = reconstruct(tensors) up to fp32
+  /// rounding. Rank 0 (QuIP#): std::nullopt.
+  std::optional<LowRankSplit> split_low_rank(linalg::Backend& backend, const TensorMap& tensors) const override;
   double cost_estimate(int64_t m, int64_t n) const override;
 
   const CalderaParams& params() const noexcept { return params_; }

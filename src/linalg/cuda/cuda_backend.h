@@ -179,6 +179,7 @@ class CudaBackend final : public Backend {
   double sum_squares(MatrixView<const double> a) override;
   double dot(MatrixView<const float> a, MatrixView<const float> b) override;
   double dot(MatrixView<const double> a, MatrixView<const double> b) override;
+  void accumulate_fixed(MatrixView<const double> g, MatrixView<Fixed128> acc) override;
   bool all_finite(MatrixView<const float> a) override;
   bool all_finite(MatrixView<const double> a) override;
 

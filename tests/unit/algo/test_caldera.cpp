@@ -161,6 +161,28 @@ TEST_F(CalderaTest, ReconstructionErrorEqualsReportedMetric) {
   }
 }
 
+TEST_F(CalderaTest, LowRankSplitAddsUpToTheReconstruction) {
+  for (int bits : {4, 16}) {
+    const CalderaMethod method(small(16, bits), "caldera");
+    const auto out = method.compress(context(), w_.cview(), stats_);
+    const auto split = method.split_low_rank(cpu_backend(), out.tensors);
+    ASSERT_TRUE(split.has_value());
+    ASSERT_EQ(split->lora_b.rows(), kM);
+    ASSERT_EQ(split->lora_b.cols(), 16);
+    ASSERT_EQ(split->lora_a.rows(), 16);
+    ASSERT_EQ(split->lora_a.cols(), kN);
+    const auto lr = test::host_matmul(split->lora_b.cview(), split->lora_a.cview());
+    HostMatrix<double> sum(kM, kN);
+    for (int64_t i = 0; i < sum.size(); ++i) sum.data()[i] = split->base.data()[i] + lr.data()[i];
+    const auto w_hat = method.reconstruct(cpu_backend(), out.tensors);
+    EXPECT_LT(test::rel_diff(sum, w_hat), 1e-5) << "bits " << bits;
+    // The low-rank term is a substantial part of the matrix, not a rounding artefact.
+    EXPECT_GT(test::rel_diff(split->base, w_hat), 0.1);
+  }
+  const auto quip = CalderaMethod(CalderaParams::quip_sharp(2), "quip");
+  EXPECT_FALSE(quip.split_low_rank(cpu_backend(), quip.compress(context(), w_.cview(), stats_).tensors).has_value());
+}
+
 TEST_F(CalderaTest, ErrorOrderingCalderaBelowQuipBelowRtn) {
   MethodConfig rtn = MethodConfig::defaults(MethodKind::kRtn);
   const double e_rtn = make_method(rtn)->compress(context(), w_.cview(), stats_).metrics.rel_error;
