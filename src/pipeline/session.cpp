@@ -196,6 +196,8 @@ bool Session::run_hessians(HessianPhaseReport* out) {
     fs::remove(snap_file, ec);
   }
   HessianPhaseReport report = phase.report();
+  report.sequences = calib_->num_sequences();
+  report.tokens = calib_->num_sequences() * options_.forward.seq_len;
   report.seconds = watch.elapsed_s();
   io::JsonValue e = io::JsonValue::object();
   e.set("layers_collected", report.layers_collected);
