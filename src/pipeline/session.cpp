@@ -75,6 +75,7 @@ io::JsonValue Session::current_record() const {
   cal.set("sequences", calib_->num_sequences());
   cal.set("seq_len", options_.forward.seq_len);
   p1.set("calibration", cal);
+  p1.set("micro_batch", options_.forward.micro_batch_seqs);
   r.set("phase1", p1);
   if (method_ != nullptr) {
     io::JsonValue p2 = io::JsonValue::object();
@@ -134,8 +135,13 @@ void Session::take_workdir() {
 bool Session::run_hessians(HessianPhaseReport* out) {
   Stopwatch watch;
   const HfWeightSource source(io::HfModel::open(options_.model_dir));
-  const comm::IndexRange mine = comm::partition_range(calib_->num_sequences(), world_.size(), world_.rank());
-  const auto slice = calib_->slice(mine.begin, mine.end);
+  // Ranks get whole micro-batches (groups of micro_batch_seqs consecutive sequences), so every
+  // sequence is forwarded in the same micro-batch — the same GEMM shapes — whatever the world size:
+  // with exact Hessian sums this makes phase 1 bit-identical for any number of ranks, on GPUs too.
+  const int64_t n_seqs = calib_->num_sequences();
+  const int64_t group = options_.forward.micro_batch_seqs;
+  const comm::IndexRange groups = comm::partition_range((n_seqs + group - 1) / group, world_.size(), world_.rank());
+  const auto slice = calib_->slice(std::min(groups.begin * group, n_seqs), std::min(groups.end * group, n_seqs));
   HessianPhaseOptions hopt;
   hopt.forward = options_.forward;
   hopt.workdir = workdir_.root();
