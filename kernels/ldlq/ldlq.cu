@@ -112,6 +112,11 @@ cudaError_t launch_variant(const LdlqPanelArgs& a, cudaStream_t stream) {
   const cudaError_t err = cudaFuncSetAttribute(ldlq_panel_kernel<kRound, kCb>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (err != cudaSuccess) return err;
+  // Let the driver give shared memory the whole carveout, so two blocks fit on an SM.
+  const cudaError_t carve =
+      cudaFuncSetAttribute(ldlq_panel_kernel<kRound, kCb>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                           static_cast<int>(cudaSharedmemCarveoutMaxShared));
+  if (carve != cudaSuccess) return carve;
   const auto grid = static_cast<unsigned>(ceil_div(a.base.rows, kWarps));
   ldlq_panel_kernel<kRound, kCb><<<grid, kWarps * 32, smem, stream>>>(a);
   return cudaGetLastError();
