@@ -18,8 +18,9 @@
 // Within one shift the candidate with the smallest key wins; ties go to the LOWER pattern index.
 // Across shifts 4‖y₊‖² − 4‖y₋‖² = −4Σx exactly, so +¼ wins iff key₊ − key₋ ≤ 4Σx (ties go to +¼).
 // A parity fix flips the coordinate with the smallest c_i v_i, the LOWEST such index on ties.
-// Any implementation that evaluates e8p_candidate_key() for all candidates and reduces with these
-// rules (in any grouping) returns the same code as e8p_nearest().
+// Any implementation that evaluates e8p_candidate_key() (or e8p_key_from_coeffs() on the same
+// coefficients) for all candidates and reduces with these rules, in any grouping, returns the same
+// code as e8p_nearest().
 #pragma once
 
 #include <cstdint>
@@ -126,6 +127,8 @@ inline constexpr uint32_t kE81bPacked[256] = {CALDERA_E81B_PACKED_VALUES};
 static constexpr __device__ uint32_t kE8pPackedAbsDevice[256] = {CALDERA_E8P_PACKED_ABS_VALUES};
 static constexpr __device__ uint32_t kE81bPackedDevice[256] = {CALDERA_E81B_PACKED_VALUES};
 #endif
+#undef CALDERA_E8P_PACKED_ABS_VALUES
+#undef CALDERA_E81B_PACKED_VALUES
 
 /// σ(i): nibble position of coordinate i in a PACKED_ABS word and bit of coordinate i in the sign
 /// byte; σ = [0, 4, 1, 5, 2, 6, 3, 7].
