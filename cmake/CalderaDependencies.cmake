@@ -4,8 +4,20 @@ find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(MPI REQUIRED COMPONENTS CXX)
 find_package(HDF5 REQUIRED COMPONENTS C)
 # Static Boost: the same binary then runs on hosts with another Boost (e.g. Ubuntu 24.04's 1.83).
+if(POLICY CMP0167)
+  cmake_policy(SET CMP0167 NEW)  # BoostConfig.cmake instead of the removed FindBoost module
+endif()
 set(Boost_USE_STATIC_LIBS ON)
-find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
+find_package(Boost 1.74 QUIET COMPONENTS program_options)
+if(NOT TARGET Boost::program_options)
+  # Some distributions ship the library without its CMake package file.
+  find_path(CALDERA_BOOST_PO_INCLUDE boost/program_options.hpp REQUIRED)
+  find_library(CALDERA_BOOST_PO_LIBRARY NAMES libboost_program_options.a boost_program_options REQUIRED)
+  add_library(Boost::program_options UNKNOWN IMPORTED)
+  set_target_properties(Boost::program_options PROPERTIES
+    IMPORTED_LOCATION ${CALDERA_BOOST_PO_LIBRARY} INTERFACE_INCLUDE_DIRECTORIES ${CALDERA_BOOST_PO_INCLUDE})
+  message(STATUS "caldera: Boost.Program_options from ${CALDERA_BOOST_PO_LIBRARY}")
+endif()
 find_package(nlohmann_json 3.10 REQUIRED)
 
 set(BLA_VENDOR OpenBLAS)
