@@ -1,0 +1,227 @@
+// Plain GPTQ baseline (see gptq.h): GPTQ's min-max grid on top of the engine in gptq_core.h.
+#include "algo/gptq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "algo/gptq_tensors.h"
+#include "algo/spqr_quantizer.h"
+#include "core/dtype.h"
+
+namespace caldera::algo {
+namespace {
+
+constexpr const char* kContext = "gptq unit";
+
+// GPTQ's code of x: clamp(rint(x/scale) + zero, 0, maxq). The quotient is clamped first so the
+// half-to-even rounding stays exact; the clamp bound is far outside every reachable code.
+inline float gptq_code(float x, float scale, float zero, int maxq) {
+  constexpr float kBound = 1048576.0f;
+  const float c = round_half_even(std::clamp(x / scale, -kBound, kBound)) + zero;
+  return std::clamp(c, 0.0f, static_cast<float>(maxq));
+}
+
+/// GPTQ's rule for "quantize column j": the statistics of a group are fit once on its current
+/// values; codes are recorded in the encoding.
+class GptqColumnQuantizer final : public ColumnQuantizer {
+ public:
+  GptqColumnQuantizer(int bits, int64_t group_size, int64_t rows, int64_t cols)
+      : maxq_((1 << bits) - 1), scale_(static_cast<size_t>(rows)), zero_(static_cast<size_t>(rows)) {
+    enc_.bits = bits;
+    enc_.group_size = group_size;
+    enc_.rows = rows;
+    enc_.cols = cols;
+    enc_.codes.assign(static_cast<size_t>(rows * cols), 0);
+    enc_.scales.assign(static_cast<size_t>(rows * enc_.groups()), 0);
+    enc_.zeros.assign(enc_.scales.size(), 0);
+  }
+
+  int64_t group_size() const override { return enc_.group_size; }
+
+  void begin_group(int64_t j0, MatrixView<const float> group, std::span<const float>) override {
+    const int64_t gi = j0 / enc_.group_size;
+    const int64_t groups = enc_.groups();
+    for (int64_t i = 0; i < group.rows; ++i) {
+      float lo = 0.0f, hi = 0.0f;  // the range always includes 0
+      for (int64_t k = 0; k < group.cols; ++k) {
+        lo = std::min(lo, group(i, k));
+        hi = std::max(hi, group(i, k));
+      }
+      if (lo == 0.0f && hi == 0.0f) {
+        lo = -1.0f;
+        hi = 1.0f;
+      }
+      uint16_t s16 = f32_to_f16((hi - lo) / static_cast<float>(maxq_));
+      if (f16_to_f32(s16) == 0.0f) s16 = 0x0001;  // smallest fp16 subnormal: keeps the division finite
+      const float scale = f16_to_f32(s16);
+      const float zero = std::clamp(round_half_even(std::clamp(-lo / scale, -1.0f, maxq_ + 1.0f)), 0.0f,
+                                    static_cast<float>(maxq_));
+      scale_[static_cast<size_t>(i)] = scale;
+      zero_[static_cast<size_t>(i)] = zero;
+      enc_.scales[static_cast<size_t>(i * groups + gi)] = s16;
+      enc_.zeros[static_cast<size_t>(i * groups + gi)] = static_cast<uint8_t>(zero);
+    }
+  }
+
+  float quantize(int64_t row, int64_t col, float w, float) override {
+    const float s = scale_[static_cast<size_t>(row)], z = zero_[static_cast<size_t>(row)];
+    const float code = gptq_code(w, s, z, maxq_);
+    enc_.codes[static_cast<size_t>(row * enc_.cols + col)] = static_cast<uint8_t>(code);
+    return dequantize_code(code, s, z);
+  }
+
+  GptqEncoding release(std::span<const int32_t> perm) {
+    enc_.perm.assign(perm.begin(), perm.end());
+    return std::move(enc_);
+  }
+
+ private:
+  int maxq_;
+  GptqEncoding enc_;
+  std::vector<float> scale_;
+  std::vector<float> zero_;
+};
+
+class GptqMethod final : public Method {
+ public:
+  explicit GptqMethod(const GptqParams& params) : params_(params) { params_.validate(); }
+
+  std::string name() const override { return "gptq"; }
+  std::vector<std::pair<std::string, std::string>> parameters() const override { return params_.to_pairs(); }
+
+  CompressedUnit compress(const MethodContext& context, MatrixView<const float> w,
+                          const InputStats& stats) const override {
+    GptqResult r = gptq_quantize_matrix(context.backend, w, stats, params_, context.progress);
+    CompressedUnit out;
+    out.metrics.rel_error = hessian_relative_error(context.backend, w, r.w_hat.cview(), stats);
+    out.metrics.bits = gptq_storage_bits(params_.bits, w.rows, w.cols, r.encoding.group_size);
+    out.metrics.extra = {{"percdamp_used", r.percdamp_used},
+                         {"physical_bits", out.metrics.bits + 32.0 * static_cast<double>(w.cols)}};
+    out.tensors = gptq_to_tensors(r.encoding);
+    return out;
+  }
+
+  HostMatrix<float> reconstruct(linalg::Backend&, const TensorMap& tensors) const override {
+    const GptqEncoding enc = gptq_from_tensors(tensors);
+    return unpermute_columns(decode_permuted(enc).cview(), enc.perm);
+  }
+
+  double cost_estimate(int64_t m, int64_t n) const override {
+    const double dm = static_cast<double>(m), dn = static_cast<double>(n);
+    return dm * dn * dn + dn * dn * dn;  // lazy updates m·n² + three n³ factorisations
+  }
+
+ private:
+  GptqParams params_;
+};
+
+}  // namespace
+
+void GptqParams::validate() const {
+  std::ostringstream problems;
+  if (bits < 2 || bits > 8) problems << "\n  --bits must be in 2..8, got " << bits;
+  if (group_size < 0) problems << "\n  --group-size must be >= 0 (0 = per-channel), got " << group_size;
+  if (!(std::isfinite(percdamp) && percdamp > 0)) problems << "\n  --percdamp must be a finite number > 0, got " << percdamp;
+  if (block_size < 1) problems << "\n  --block-size must be >= 1, got " << block_size;
+  if (!problems.str().empty()) raise<ConfigError>("invalid GPTQ parameters:", problems.str());
+}
+
+std::vector<std::pair<std::string, std::string>> GptqParams::to_pairs() const {
+  return {{"bits", std::to_string(bits)},
+          {"group_size", std::to_string(group_size)},
+          {"percdamp", caldera::detail::concat(percdamp)},
+          {"act_order", order == ColumnOrder::kActOrder ? "true" : "false"},
+          {"block_size", std::to_string(block_size)}};
+}
+
+void GptqEncoding::validate() const {
+  if (bits < 2 || bits > 8 || rows < 1 || cols < 1 || group_size < 1)
+    raise<IoError>(kContext, ": invalid shape ", rows, "x", cols, " with bits ", bits, ", group size ", group_size);
+  const size_t mg = static_cast<size_t>(rows * groups());
+  if (codes.size() != static_cast<size_t>(rows * cols) || scales.size() != mg || zeros.size() != mg)
+    raise<IoError>(kContext, ": ", codes.size(), " codes, ", scales.size(), " scales, ", zeros.size(),
+                   " zeros for ", rows, "x", cols, " in groups of ", group_size);
+  const int maxq = (1 << bits) - 1;
+  for (size_t k = 0; k < codes.size(); ++k)
+    if (codes[k] > maxq) raise<IoError>(kContext, ": code ", int{codes[k]}, " above ", maxq, " at entry ", k);
+  for (size_t k = 0; k < mg; ++k)
+    if (zeros[k] > maxq) raise<IoError>(kContext, ": zero point ", int{zeros[k]}, " above ", maxq, " at entry ", k);
+  check_permutation(perm, cols, kContext);
+}
+
+double gptq_storage_bits(int bits, int64_t m, int64_t n, int64_t group_size) {
+  const int64_t groups = (n + group_size - 1) / group_size;
+  return static_cast<double>(bits) * static_cast<double>(m) * static_cast<double>(n) +
+         (16.0 + bits) * static_cast<double>(m) * static_cast<double>(groups);
+}
+
+GptqResult gptq_quantize_matrix(linalg::Backend& backend, MatrixView<const float> w, const InputStats& stats,
+                                const GptqParams& params, const std::function<void(double)>& progress) {
+  params.validate();
+  CALDERA_CHECK(w.rows > 0 && w.cols > 0 && stats.sum_xxt.rows() == w.cols, "GPTQ: W is ", w.rows, "x", w.cols,
+                " but the input statistics are for ", stats.sum_xxt.rows(), " columns");
+  GptqHessianOptions hopt;
+  hopt.percdamp = params.percdamp;
+  hopt.order = params.order;
+  const GptqHessian hessian = prepare_gptq_hessian(backend, stats, hopt);
+  const HostMatrix<float> w_perm = permute_columns(w, hessian.perm, hessian.dead);
+  const int64_t group = params.group_size == 0 ? w.cols : std::min(params.group_size, w.cols);
+  GptqColumnQuantizer quantizer(params.bits, group, w.rows, w.cols);
+  GptqLoopOptions lopt;
+  lopt.block_size = params.block_size;
+  lopt.progress = progress;
+  const HostMatrix<float> w_hat = gptq_quantize(backend, w_perm.cview(), hessian, quantizer, lopt);
+  GptqResult out;
+  out.encoding = quantizer.release(hessian.perm);
+  out.w_hat = unpermute_columns(w_hat.cview(), hessian.perm);
+  out.percdamp_used = hessian.percdamp_used;
+  return out;
+}
+
+HostMatrix<float> decode_permuted(const GptqEncoding& enc) {
+  enc.validate();
+  const int64_t groups = enc.groups();
+  HostMatrix<float> out(enc.rows, enc.cols);
+  for (int64_t i = 0; i < enc.rows; ++i)
+    for (int64_t j = 0; j < enc.cols; ++j) {
+      const size_t sg = static_cast<size_t>(i * groups + j / enc.group_size);
+      out(i, j) = dequantize_code(static_cast<float>(enc.codes[static_cast<size_t>(i * enc.cols + j)]),
+                                  f16_to_f32(enc.scales[sg]), static_cast<float>(enc.zeros[sg]));
+    }
+  return out;
+}
+
+TensorMap gptq_to_tensors(const GptqEncoding& enc) {
+  TensorMap t;
+  const int64_t groups = enc.groups();
+  t["codes"] = make_tensor<uint8_t>(DType::kU8, {enc.rows, enc.cols}, enc.codes.data());
+  t["scales"] = make_tensor<uint16_t>(DType::kF16, {enc.rows, groups}, enc.scales.data());
+  t["zeros"] = make_tensor<uint8_t>(DType::kU8, {enc.rows, groups}, enc.zeros.data());
+  t["perm"] = make_tensor<int32_t>(DType::kI32, {enc.cols}, enc.perm.data());
+  t["bits"] = make_scalar_tensor(enc.bits);
+  t["group_size"] = make_scalar_tensor(static_cast<double>(enc.group_size));
+  return t;
+}
+
+GptqEncoding gptq_from_tensors(const TensorMap& tensors) {
+  using detail::expect_tensor;
+  GptqEncoding enc;
+  const Tensor& codes = require_tensor(tensors, "codes", kContext);
+  if (codes.shape.size() != 2) raise<IoError>(kContext, ": tensor 'codes' must be 2-D, found ", codes.shape.size(), "-D");
+  enc.rows = codes.shape[0];
+  enc.cols = codes.shape[1];
+  enc.bits = static_cast<int>(detail::expect_int_scalar(tensors, "bits", 2, 8, kContext));
+  enc.group_size = detail::expect_int_scalar(tensors, "group_size", 1, std::max<int64_t>(enc.cols, 1), kContext);
+  const int64_t groups = enc.groups();
+  enc.codes = detail::tensor_values<uint8_t>(expect_tensor(tensors, "codes", DType::kU8, {enc.rows, enc.cols}, kContext));
+  enc.scales = detail::tensor_values<uint16_t>(expect_tensor(tensors, "scales", DType::kF16, {enc.rows, groups}, kContext));
+  enc.zeros = detail::tensor_values<uint8_t>(expect_tensor(tensors, "zeros", DType::kU8, {enc.rows, groups}, kContext));
+  enc.perm = detail::tensor_values<int32_t>(expect_tensor(tensors, "perm", DType::kI32, {enc.cols}, kContext));
+  enc.validate();
+  return enc;
+}
+
+std::unique_ptr<Method> make_gptq_method(const GptqParams& params) { return std::make_unique<GptqMethod>(params); }
+
+}  // namespace caldera::algo

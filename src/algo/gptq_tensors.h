@@ -1,0 +1,54 @@
+// Internal helpers of the GPTQ and SpQR methods: building and checking the tensors of a unit.
+// Unit tensors are read back from files, so every read checks dtype and shape and throws
+// IoError naming the tensor and the method.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/tensor_map.h"
+
+namespace caldera::algo::detail {
+
+/// The tensor `name` with exactly this dtype and shape, or IoError naming both.
+inline const Tensor& expect_tensor(const TensorMap& map, const std::string& name, DType dtype,
+                                   const std::vector<int64_t>& shape, const std::string& context) {
+  auto it = map.find(name);
+  if (it == map.end()) raise<IoError>(context, ": tensor '", name, "' is missing");
+  const Tensor& t = it->second;
+  if (t.dtype != dtype || t.shape != shape) {
+    auto dims = [](const std::vector<int64_t>& s) {
+      std::ostringstream os;
+      for (size_t k = 0; k < s.size(); ++k) os << (k ? "," : "") << s[k];
+      return os.str();
+    };
+    raise<IoError>(context, ": tensor '", name, "' must be ", dtype_name(dtype), " [", dims(shape), "], found ",
+                   dtype_name(t.dtype), " [", dims(t.shape), "]");
+  }
+  if (t.bytes.size() != static_cast<size_t>(t.numel() * dtype_size(t.dtype)))
+    raise<IoError>(context, ": tensor '", name, "' holds ", t.bytes.size(), " bytes for ", t.numel(), " elements");
+  return t;
+}
+
+/// Integer value of the F64 scalar tensor `name` within [lo, hi], or IoError.
+inline int64_t expect_int_scalar(const TensorMap& map, const std::string& name, int64_t lo, int64_t hi,
+                                 const std::string& context) {
+  const Tensor& t = expect_tensor(map, name, DType::kF64, {}, context);
+  const double v = *t.as<double>();
+  if (!(v >= static_cast<double>(lo) && v <= static_cast<double>(hi)) || v != std::floor(v))
+    raise<IoError>(context, ": scalar '", name, "' must be an integer in [", lo, ", ", hi, "], found ", v);
+  return static_cast<int64_t>(v);
+}
+
+/// Copy of a tensor's elements as a vector of T (the dtype size must match T).
+template <class T>
+std::vector<T> tensor_values(const Tensor& t) {
+  const T* p = t.as<T>();
+  return std::vector<T>(p, p + t.numel());
+}
+
+}  // namespace caldera::algo::detail
