@@ -5,7 +5,12 @@
 #   caldera_add_mpi_test(NAME RANKS 2 3 SOURCES ... LIBS ... [LABELS extra] [TIMEOUT s])
 #     one binary run under mpiexec -np N --oversubscribe for each N in RANKS; its main
 #     (tests/common/mpi_main.cpp) reduces failures over ranks so every rank exits alike.
-set(CALDERA_MPIEXEC_PREFLAGS --oversubscribe --bind-to none CACHE STRING "extra mpiexec flags for tests")
+# --oversubscribe: 3-4 ranks on 2 cores. --bind-to none: no core pinning (the ranks share 2 cores).
+# btl_vader_single_copy_mechanism none: Open MPI's shared-memory transport otherwise uses CMA
+# (process_vm_readv) for large messages, which containers without CAP_SYS_PTRACE refuse ("Read -1,
+# expected N, errno = 1"); plain copy-in/copy-out works everywhere and costs nothing at test sizes.
+set(CALDERA_MPIEXEC_PREFLAGS --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none
+    CACHE STRING "extra mpiexec flags for tests")
 
 function(caldera_add_test name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
