@@ -27,8 +27,6 @@ GptqHessian prepare_gptq_hessian(linalg::Backend& backend, const InputStats& sta
   const int64_t n = stats.sum_xxt.rows();
   CALDERA_CHECK(n > 0 && stats.sum_xxt.cols() == n, "GPTQ Hessian: Σxxᵀ must be square and non-empty, got ",
                 stats.sum_xxt.rows(), "x", stats.sum_xxt.cols());
-  CALDERA_CHECK(stats.n_sequences > 0, "GPTQ Hessian: InputStats.n_sequences must be > 0 (spqr.md §3.1 scales by 2/N_seq), got ",
-                stats.n_sequences);
   CALDERA_CHECK_AS(ConfigError, std::isfinite(options.percdamp) && options.percdamp > 0,
                    "--percdamp must be a finite number > 0, got ", options.percdamp);
 
@@ -41,8 +39,10 @@ GptqHessian prepare_gptq_hessian(linalg::Backend& backend, const InputStats& sta
                      [&](int32_t a, int32_t b) { return stats.sum_xxt(a, a) > stats.sum_xxt(b, b); });
   }
 
-  // §3.1 H = (2/N_seq)·Σxxᵀ, gathered into permuted coordinates (§3.2).
-  const double scale = 2.0 / static_cast<double>(stats.n_sequences);
+  // §3.1 H = (2/N_seq)·Σxxᵀ, gathered into permuted coordinates (§3.2). The scale cancels in
+  // every later step, so statistics without a sequence count use the token count instead.
+  const double scale = stats.n_sequences > 0 ? 2.0 / static_cast<double>(stats.n_sequences)
+                                             : (stats.count > 0 ? 2.0 / static_cast<double>(stats.count) : 1.0);
   HostMatrix<double> h(n, n);
   for (int64_t i = 0; i < n; ++i) {
     const double* src = stats.sum_xxt.data() + static_cast<int64_t>(out.perm[static_cast<size_t>(i)]) * n;

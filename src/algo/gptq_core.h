@@ -56,9 +56,9 @@ struct GptqHessian {
 };
 
 /// Builds H = (2/N_seq)·Σxxᵀ from `stats` (spqr.md §3.1; the scale cancels everywhere but is kept
-/// for reproducibility), permutes it (§3.2), marks dead columns, damps, and computes the upper
-/// Cholesky factor of H⁻¹ (§3.3) in fp64 on `backend`, stored in fp32.
-/// Throws Error when stats is not n×n with n > 0 or has no sequences, ConfigError for
+/// for reproducibility; 2/count when n_sequences is 0), permutes it (§3.2), marks dead columns,
+/// damps, and computes the upper Cholesky factor of H⁻¹ (§3.3) in fp64 on `backend`, stored in
+/// fp32. Throws Error when stats is not n×n with n > 0, ConfigError for
 /// percdamp <= 0, NumericError when H stays non-positive-definite after all retries.
 GptqHessian prepare_gptq_hessian(linalg::Backend& backend, const InputStats& stats, const GptqHessianOptions& options);
 

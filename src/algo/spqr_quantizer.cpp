@@ -64,36 +64,47 @@ void leave_one_out_reduction(std::span<const float> x, std::span<const float> d,
   const size_t g = x.size();
   CALDERA_CHECK(g >= 1 && d.size() == g && r.size() == g, "leave_one_out_reduction: ", g, " values, ", d.size(),
                 " diagonal entries, ", r.size(), " outputs");
-  // 1/d-weighted squared error of the plain §4.1 quantizer fit on [lo, hi], skipping index `skip`.
-  auto error_of = [&](float lo, float hi, size_t skip) {
-    const MinMax f = fit_min_max(lo, hi, maxq);
-    double e = 0.0;
-    for (size_t k = 0; k < g; ++k) {
-      if (k == skip) continue;
-      const float q = quantize_code(x[k], f.scale, f.zero, maxq);
-      const float diff = (x[k] - dequantize_code(q, f.scale, f.zero)) / d[k];
-      e += static_cast<double>(diff) * diff;
-    }
-    return e;
+  // Squared 1/d-weighted error of x[k] on the plain §4.1 grid fit on [lo, hi].
+  auto term = [&](const MinMax& f, size_t k) {
+    const float q = quantize_code(x[k], f.scale, f.zero, maxq);
+    const float diff = (x[k] - dequantize_code(q, f.scale, f.zero)) / d[k];
+    return static_cast<double>(diff) * diff;
   };
   float lo = x[0], hi = x[0];
   for (float v : x) {
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }
-  const double base = error_of(lo, hi, g);
+  const MinMax full = fit_min_max(lo, hi, maxq);
+  double base = 0.0;
+  for (size_t k = 0; k < g; ++k) base += term(full, k);
   if (g == 1) {
     r[0] = static_cast<float>(base);
     return;
   }
+  int64_t n_lo = 0, n_hi = 0;
+  for (float v : x) {
+    n_lo += v == lo;
+    n_hi += v == hi;
+  }
   for (size_t k = 0; k < g; ++k) {
+    // Leaving out a weight that is not the group's only min or max leaves the grid unchanged, so
+    // its LOO error is base minus its own term; only the extremes need a refit (O(g) per row).
+    if (!((x[k] == lo && n_lo == 1) || (x[k] == hi && n_hi == 1))) {
+      r[k] = static_cast<float>(term(full, k));
+      continue;
+    }
     float lo_k = std::numeric_limits<float>::infinity(), hi_k = -lo_k;
     for (size_t t = 0; t < g; ++t) {
       if (t == k) continue;
       lo_k = std::min(lo_k, x[t]);
       hi_k = std::max(hi_k, x[t]);
     }
-    r[k] = static_cast<float>(base - error_of(lo_k, hi_k, k));
+    const MinMax f = fit_min_max(lo_k, hi_k, maxq);
+    double loo = 0.0;
+    for (size_t t = 0; t < g; ++t)
+      if (t != k) loo += term(f, t);
+    r[k] = static_cast<float>(base - loo);
   }
 }
 

@@ -81,7 +81,8 @@ StatPair quantize_statistics(std::span<const float> values, int bits, std::span<
 /// spqr.md §5.2: for one row of a group (x: its g current values, d: U_jj of its columns), the
 /// squared-error reduction r[k] = base − loo_k of keeping weight k in fp16, where base is the
 /// 1/d-weighted squared error of the plain min-max quantizer fit on all g values and loo_k that of
-/// the quantizer fit without x[k] (on the other values only). g == 1: r[0] = base.
+/// the quantizer fit without x[k] (on the other values only). g == 1: r[0] = base. Only a unique
+/// min or max changes the grid when left out, so the others cost O(1) each (r[k] = own term).
 void leave_one_out_reduction(std::span<const float> x, std::span<const float> d, int maxq, std::span<float> r);
 
 /// spqr.md §5.1: σ² = mean_j(var_i(W_ij) / d_j²), variance over rows, unbiased; w is the permuted,

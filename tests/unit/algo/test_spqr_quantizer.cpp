@@ -131,6 +131,40 @@ TEST(SpqrOutliers, LeaveOneOutReductionHandComputed) {
   EXPECT_NEAR(one[0], 0.09, 1e-6);
 }
 
+TEST(SpqrOutliers, LeaveOneOutMatchesRefittingEveryWeight) {
+  // The O(g) form (refit only at a unique min or max) equals the definition: refit without each k.
+  const HostMatrix<float> xs = test::random_normal(40, 16, 77);
+  const HostMatrix<float> ds = test::random_normal(1, 16, 78);
+  std::vector<float> d(16);
+  for (size_t k = 0; k < 16; ++k) d[k] = 0.5f + std::abs(ds(0, static_cast<int64_t>(k)));
+  for (int64_t row = 0; row < xs.rows(); ++row) {
+    std::vector<float> x(xs.data() + row * 16, xs.data() + row * 16 + 16);
+    if (row % 4 == 1) x[3] = *std::max_element(x.begin(), x.end());  // tied maximum
+    if (row % 4 == 2) x[5] = *std::min_element(x.begin(), x.end());  // tied minimum
+    if (row % 4 == 3) std::fill(x.begin(), x.end(), 0.25f);         // constant row
+    for (int bits : {2, 3, 4}) {
+      const int maxq = (1 << bits) - 1;
+      std::vector<float> r(16);
+      leave_one_out_reduction(x, d, maxq, r);
+      auto err = [&](size_t skip) {
+        float lo = INFINITY, hi = -INFINITY;
+        for (size_t t = 0; t < 16; ++t)
+          if (t != skip) lo = std::min(lo, x[t]), hi = std::max(hi, x[t]);
+        const MinMax f = fit_min_max(lo, hi, maxq);
+        double e = 0;
+        for (size_t t = 0; t < 16; ++t)
+          if (t != skip) {
+            const double diff = (x[t] - dequantize_code(quantize_code(x[t], f.scale, f.zero, maxq), f.scale, f.zero)) / d[t];
+            e += diff * diff;
+          }
+        return e;
+      };
+      const double base = err(16);
+      for (size_t k = 0; k < 16; ++k) EXPECT_NEAR(r[k], base - err(k), 1e-5 * (1 + base)) << row << " " << k;
+    }
+  }
+}
+
 TEST(SpqrOutliers, OutlierScaleIsMeanOfUnbiasedColumnVariancesOverDSquared) {
   // Columns (1, 2, 3) and (0, 0, 6): unbiased variances 1 and 12; d = (1, 2): σ² = (1/1 + 12/4)/2 = 2.
   const HostMatrix<float> w(3, 2, {1, 0, 2, 0, 3, 6});
