@@ -3,7 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
+#include <tuple>
 
 #include "algo/gptq_tensors.h"
 #include "algo/spqr_quantizer.h"
@@ -13,6 +13,7 @@ namespace caldera::algo {
 namespace {
 
 constexpr const char* kContext = "gptq unit";
+constexpr int64_t kGptqFormatVersion = 1;
 
 // GPTQ's code of x: clamp(rint(x/scale) + zero, 0, maxq). The quotient is clamped first so the
 // half-to-even rounding stays exact; the clamp bound is far outside every reachable code.
@@ -88,7 +89,7 @@ class GptqMethod final : public Method {
   explicit GptqMethod(const GptqParams& params) : params_(params) { params_.validate(); }
 
   std::string name() const override { return "gptq"; }
-  std::vector<std::pair<std::string, std::string>> parameters() const override { return params_.to_pairs(); }
+  std::vector<std::pair<std::string, std::string>> parameters() const override { return params_.key_values(); }
 
   CompressedUnit compress(const MethodContext& context, MatrixView<const float> w,
                           const InputStats& stats) const override {
@@ -118,16 +119,25 @@ class GptqMethod final : public Method {
 
 }  // namespace
 
-void GptqParams::validate() const {
-  std::ostringstream problems;
-  if (bits < 2 || bits > 8) problems << "\n  --bits must be in 2..8, got " << bits;
-  if (group_size < 0) problems << "\n  --group-size must be >= 0 (0 = per-channel), got " << group_size;
-  if (!(std::isfinite(percdamp) && percdamp > 0)) problems << "\n  --percdamp must be a finite number > 0, got " << percdamp;
-  if (block_size < 1) problems << "\n  --block-size must be >= 1, got " << block_size;
-  if (!problems.str().empty()) raise<ConfigError>("invalid GPTQ parameters:", problems.str());
+std::vector<std::string> GptqParams::problems() const {
+  using caldera::detail::concat;
+  std::vector<std::string> p;
+  if (bits < 2 || bits > 8) p.push_back(concat("--bits must be in 2..8, got ", bits));
+  if (group_size < 0) p.push_back(concat("--group-size must be >= 0 (0 = per-channel), got ", group_size));
+  if (!(std::isfinite(percdamp) && percdamp > 0)) p.push_back(concat("--percdamp must be a finite number > 0, got ", percdamp));
+  if (block_size < 1) p.push_back(concat("--block-size must be >= 1, got ", block_size));
+  return p;
 }
 
-std::vector<std::pair<std::string, std::string>> GptqParams::to_pairs() const {
+void GptqParams::validate() const {
+  const auto p = problems();
+  if (p.empty()) return;
+  std::string msg = "invalid configuration for --method gptq:";
+  for (const auto& s : p) msg += "\n  " + s;
+  throw ConfigError(msg);
+}
+
+std::vector<std::pair<std::string, std::string>> GptqParams::key_values() const {
   return {{"bits", std::to_string(bits)},
           {"group_size", std::to_string(group_size)},
           {"percdamp", caldera::detail::concat(percdamp)},
@@ -199,18 +209,19 @@ TensorMap gptq_to_tensors(const GptqEncoding& enc) {
   t["scales"] = make_tensor<uint16_t>(DType::kF16, {enc.rows, groups}, enc.scales.data());
   t["zeros"] = make_tensor<uint8_t>(DType::kU8, {enc.rows, groups}, enc.zeros.data());
   t["perm"] = make_tensor<int32_t>(DType::kI32, {enc.cols}, enc.perm.data());
-  t["bits"] = make_scalar_tensor(enc.bits);
-  t["group_size"] = make_scalar_tensor(static_cast<double>(enc.group_size));
+  const int64_t shape[2] = {enc.rows, enc.cols};
+  t["format_version"] = detail::int_scalar_tensor(kGptqFormatVersion);
+  t["shape"] = make_tensor<int64_t>(DType::kI64, {2}, shape);
+  t["bits"] = detail::int_scalar_tensor(enc.bits);
+  t["group_size"] = detail::int_scalar_tensor(enc.group_size);
   return t;
 }
 
 GptqEncoding gptq_from_tensors(const TensorMap& tensors) {
   using detail::expect_tensor;
   GptqEncoding enc;
-  const Tensor& codes = require_tensor(tensors, "codes", kContext);
-  if (codes.shape.size() != 2) raise<IoError>(kContext, ": tensor 'codes' must be 2-D, found ", codes.shape.size(), "-D");
-  enc.rows = codes.shape[0];
-  enc.cols = codes.shape[1];
+  detail::expect_int_scalar(tensors, "format_version", kGptqFormatVersion, kGptqFormatVersion, kContext);
+  std::tie(enc.rows, enc.cols) = detail::expect_shape(tensors, kContext);
   enc.bits = static_cast<int>(detail::expect_int_scalar(tensors, "bits", 2, 8, kContext));
   enc.group_size = detail::expect_int_scalar(tensors, "group_size", 1, std::max<int64_t>(enc.cols, 1), kContext);
   const int64_t groups = enc.groups();

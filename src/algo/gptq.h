@@ -35,10 +35,12 @@ struct GptqParams {
   ColumnOrder order = ColumnOrder::kActOrder;  ///< --act-order true|false
   int64_t block_size = 128;     ///< --block-size: lazy-update block width (speed only)
 
-  /// Throws ConfigError listing every invalid option at once.
+  /// Every invalid option, one message each naming it (empty when valid).
+  [[nodiscard]] std::vector<std::string> problems() const;
+  /// Throws ConfigError listing every problem at once.
   void validate() const;
   /// key=value pairs for run.json and quantization_config.
-  std::vector<std::pair<std::string, std::string>> to_pairs() const;
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> key_values() const;
 };
 
 /// What GPTQ stores for one m×n matrix, in permuted column coordinates.

@@ -3,10 +3,10 @@
 // IoError naming the tensor and the method.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -34,14 +34,24 @@ inline const Tensor& expect_tensor(const TensorMap& map, const std::string& name
   return t;
 }
 
-/// Integer value of the F64 scalar tensor `name` within [lo, hi], or IoError.
+/// An I64 scalar tensor (shape []): the metadata of a unit (format_version, bits, group sizes).
+inline Tensor int_scalar_tensor(int64_t value) { return make_tensor<int64_t>(DType::kI64, {}, &value); }
+
+/// Value of the I64 scalar tensor `name` within [lo, hi], or IoError.
 inline int64_t expect_int_scalar(const TensorMap& map, const std::string& name, int64_t lo, int64_t hi,
                                  const std::string& context) {
-  const Tensor& t = expect_tensor(map, name, DType::kF64, {}, context);
-  const double v = *t.as<double>();
-  if (!(v >= static_cast<double>(lo) && v <= static_cast<double>(hi)) || v != std::floor(v))
-    raise<IoError>(context, ": scalar '", name, "' must be an integer in [", lo, ", ", hi, "], found ", v);
-  return static_cast<int64_t>(v);
+  const int64_t v = *expect_tensor(map, name, DType::kI64, {}, context).as<int64_t>();
+  if (v < lo || v > hi) raise<IoError>(context, ": scalar '", name, "' must be in [", lo, ", ", hi, "], found ", v);
+  return v;
+}
+
+/// The unit's {rows, cols} from its I64 [2] tensor "shape" (each in [1, 2^31)), or IoError.
+inline std::pair<int64_t, int64_t> expect_shape(const TensorMap& map, const std::string& context) {
+  const int64_t* s = expect_tensor(map, "shape", DType::kI64, {2}, context).as<int64_t>();
+  constexpr int64_t kMax = int64_t{1} << 31;
+  if (s[0] < 1 || s[1] < 1 || s[0] >= kMax || s[1] >= kMax)
+    raise<IoError>(context, ": tensor 'shape' must hold two dimensions in [1, 2^31), found ", s[0], "x", s[1]);
+  return {s[0], s[1]};
 }
 
 /// Copy of a tensor's elements as a vector of T (the dtype size must match T).

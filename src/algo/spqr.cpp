@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 
 #include "algo/gptq_tensors.h"
 #include "core/log.h"
@@ -13,6 +12,7 @@ namespace caldera::algo {
 namespace {
 
 constexpr const char* kContext = "spqr unit";
+constexpr int64_t kSpqrFormatVersion = 1;
 constexpr double kTauStep = 0.05;   // spqr.md §5.4: minimum step of the τ search
 constexpr int kMaxTauDoublings = 20;
 
@@ -31,7 +31,7 @@ class SpqrMethod final : public Method {
   explicit SpqrMethod(const SpqrParams& params) : params_(params) { params_.validate(); }
 
   std::string name() const override { return "spqr"; }
-  std::vector<std::pair<std::string, std::string>> parameters() const override { return params_.to_pairs(); }
+  std::vector<std::pair<std::string, std::string>> parameters() const override { return params_.key_values(); }
 
   CompressedUnit compress(const MethodContext& context, MatrixView<const float> w,
                           const InputStats& stats) const override {
@@ -75,21 +75,32 @@ SpqrFormat SpqrParams::format() const {
   return f;
 }
 
-void SpqrParams::validate() const {
-  std::ostringstream problems;
-  if (bits < 2 || bits > 16) problems << "\n  --bits must be in 2..16, got " << bits;
-  if (group_size < 1) problems << "\n  --group-size (β1) must be >= 1, got " << group_size;
+std::vector<std::string> SpqrParams::problems() const {
+  using caldera::detail::concat;
+  std::vector<std::string> p;
+  if (bits < 2 || bits > 16) p.push_back(concat("--bits must be in 2..16, got ", bits));
+  if (group_size < 1) p.push_back(concat("--group-size (beta1) must be >= 1, got ", group_size));
   if (!((stat_bits >= 1 && stat_bits <= 8) || stat_bits == 16 || stat_bits == 32))
-    problems << "\n  --stat-bits must be 1..8 (quantized statistics), 16 (fp16) or 32 (fp32), got " << stat_bits;
-  if (stat_group_size < 1) problems << "\n  --stat-group-size (β2) must be >= 1, got " << stat_group_size;
-  if (!(outlier_threshold > 0)) problems << "\n  --outlier-threshold (τ) must be > 0 (inf disables outliers), got " << outlier_threshold;
-  if (!(outlier_max_rate > 0)) problems << "\n  --outlier-max-rate must be > 0 (>= 1 disables the τ search), got " << outlier_max_rate;
-  if (!(std::isfinite(percdamp) && percdamp > 0)) problems << "\n  --percdamp must be a finite number > 0, got " << percdamp;
-  if (block_size < 1) problems << "\n  --block-size must be >= 1, got " << block_size;
-  if (!problems.str().empty()) raise<ConfigError>("invalid SpQR parameters:", problems.str());
+    p.push_back(concat("--stat-bits must be 1..8 (quantized statistics), 16 (fp16) or 32 (fp32), got ", stat_bits));
+  if (stat_group_size < 1) p.push_back(concat("--stat-group-size (beta2) must be >= 1, got ", stat_group_size));
+  if (!(outlier_threshold > 0))
+    p.push_back(concat("--outlier-threshold (tau) must be > 0 (inf disables outliers), got ", outlier_threshold));
+  if (!(outlier_max_rate > 0))
+    p.push_back(concat("--outlier-max-rate must be > 0 (>= 1 disables the tau search), got ", outlier_max_rate));
+  if (!(std::isfinite(percdamp) && percdamp > 0)) p.push_back(concat("--percdamp must be a finite number > 0, got ", percdamp));
+  if (block_size < 1) p.push_back(concat("--block-size must be >= 1, got ", block_size));
+  return p;
 }
 
-std::vector<std::pair<std::string, std::string>> SpqrParams::to_pairs() const {
+void SpqrParams::validate() const {
+  const auto p = problems();
+  if (p.empty()) return;
+  std::string msg = "invalid configuration for --method spqr:";
+  for (const auto& s : p) msg += "\n  " + s;
+  throw ConfigError(msg);
+}
+
+std::vector<std::pair<std::string, std::string>> SpqrParams::key_values() const {
   return {{"bits", std::to_string(bits)},
           {"group_size", std::to_string(group_size)},
           {"stat_bits", std::to_string(stat_bits)},
@@ -214,10 +225,13 @@ TensorMap spqr_to_tensors(const SpqrEncoding& enc) {
   }
   t["outlier_values"] = make_tensor<uint16_t>(DType::kF16, {nnz}, enc.outlier_residuals.data());
   t["perm"] = make_tensor<int32_t>(DType::kI32, {n}, enc.perm.data());
-  t["bits"] = make_scalar_tensor(f.bits);
-  t["stat_bits"] = make_scalar_tensor(f.stat_bits);
-  t["group_size"] = make_scalar_tensor(static_cast<double>(f.group_size));
-  t["stat_group_size"] = make_scalar_tensor(static_cast<double>(f.stat_group_size));
+  const int64_t shape[2] = {m, n};
+  t["format_version"] = detail::int_scalar_tensor(kSpqrFormatVersion);
+  t["shape"] = make_tensor<int64_t>(DType::kI64, {2}, shape);
+  t["bits"] = detail::int_scalar_tensor(f.bits);
+  t["stat_bits"] = detail::int_scalar_tensor(f.stat_bits);
+  t["group_size"] = detail::int_scalar_tensor(f.group_size);
+  t["stat_group_size"] = detail::int_scalar_tensor(f.stat_group_size);
   return t;
 }
 
@@ -233,10 +247,10 @@ SpqrEncoding spqr_from_tensors(const TensorMap& tensors) {
   f.stat_group_size = expect_int_scalar(tensors, "stat_group_size", 1, int64_t{1} << 40, kContext);
   if (!(f.bilevel() || f.stat_bits == 16 || f.stat_bits == 32))
     raise<IoError>(kContext, ": scalar 'stat_bits' must be 1..8, 16 or 32, found ", f.stat_bits);
-  const Tensor& codes = require_tensor(tensors, "codes", kContext);
-  if (codes.shape.size() != 2) raise<IoError>(kContext, ": tensor 'codes' must be 2-D, found ", codes.shape.size(), "-D");
-  const int64_t m = enc.rows = codes.shape[0];
-  const int64_t n = enc.cols = codes.shape[1];
+  expect_int_scalar(tensors, "format_version", kSpqrFormatVersion, kSpqrFormatVersion, kContext);
+  const auto [m, n] = detail::expect_shape(tensors, kContext);
+  enc.rows = m;
+  enc.cols = n;
   const int64_t groups = f.column_groups(n), blocks = f.row_blocks(m);
   if (f.bits <= 8) {
     const auto c8 = tensor_values<uint8_t>(expect_tensor(tensors, "codes", DType::kU8, {m, n}, kContext));

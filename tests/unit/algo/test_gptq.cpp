@@ -276,7 +276,7 @@ TEST(GptqMethodTest, MalformedUnitTensorsAreRejected) {
                IoError);
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["codes"].bytes[3] = 200; })),
                IoError);
-  EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["bits"] = make_scalar_tensor(2.5); })),
+  EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["bits"] = make_tensor<double>(DType::kF64, {}, std::vector<double>{4.0}.data()); })),
                IoError);
 }
 

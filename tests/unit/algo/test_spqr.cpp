@@ -253,7 +253,7 @@ TEST(SpqrMethodTest, InvalidParametersAndMalformedTensorsAreRejected) {
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t.erase("zero_stats"); })), IoError);
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["outlier_row_ptr"].as_mut<int32_t>()[16] += 1; })),
                IoError);
-  EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["stat_bits"] = make_scalar_tensor(12.0); })),
+  EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["stat_bits"].as_mut<int64_t>()[0] = 12; })),
                IoError);
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["codes"].bytes[0] = 8; })), IoError);
 }
