@@ -19,10 +19,19 @@ function(caldera_add_test name)
   endif()
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} caldera_test_common GTest::gtest_main caldera::options caldera::warnings)
-  gtest_discover_tests(${name}
-    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
-               ENVIRONMENT "CALDERA_TEST_DATA=${PROJECT_SOURCE_DIR}/tests/data;OPENBLAS_NUM_THREADS=1"
+  # Tests are named <binary>.<Suite>.<Test>: one source built for two backends (test_backend_ops_cpu
+  # and _cuda) must not give clashing names, or labels and filters would pick the wrong binary.
+  gtest_discover_tests(${name} TEST_PREFIX "${name}." TEST_LIST ${name}_TESTS
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT}
     DISCOVERY_TIMEOUT 60)
+  # gtest_discover_tests (CMake 3.25) flattens list-valued PROPERTIES ("parity;gpu" became
+  # LABELS=parity plus a bogus property "gpu"; ENVIRONMENT lost its second entry), so list-valued
+  # properties are set by a script that ctest includes after the discovered tests are defined.
+  set(_caldera_props "${CMAKE_CURRENT_BINARY_DIR}/${name}_properties.cmake")
+  file(WRITE "${_caldera_props}"
+       "if(${name}_TESTS)\n  set_tests_properties(\${${name}_TESTS} PROPERTIES LABELS [==[${ARG_LABELS}]==]\n"
+       "    ENVIRONMENT [==[CALDERA_TEST_DATA=${PROJECT_SOURCE_DIR}/tests/data;OPENBLAS_NUM_THREADS=1]==])\nendif()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${_caldera_props}")
 endfunction()
 
 function(caldera_add_mpi_test name)

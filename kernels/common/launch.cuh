@@ -32,7 +32,8 @@ inline Launch2d launch_2d(int64_t rows, int64_t cols, int64_t max_blocks) {
   const int64_t bx = cols >= 256 ? 256 : cols >= 128 ? 128 : cols >= 64 ? 64 : 32;
   const int64_t by = kBlockThreads / bx;
   const int64_t gx = std::clamp<int64_t>(ceil_div(cols, bx), 1, max_blocks);
-  const int64_t gy = std::clamp<int64_t>(ceil_div(rows, by), 1, std::min<int64_t>(65535, std::max<int64_t>(1, max_blocks / gx)));
+  const int64_t gy_max = std::min<int64_t>(65535, std::max<int64_t>(1, max_blocks / gx));
+  const int64_t gy = std::clamp<int64_t>(ceil_div(rows, by), 1, gy_max);
   Launch2d l;
   l.block = dim3(static_cast<unsigned>(bx), static_cast<unsigned>(by), 1);
   l.grid = dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), 1);

@@ -50,10 +50,12 @@ __global__ void __launch_bounds__(kBlockThreads)
     for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < a.cols; j += col_step)
       acc += term(a, b, i, j);
   const double block_total = block_sum<kBlockThreads>(acc);
-  if (threadIdx.x == 0 && threadIdx.y == 0) partials[static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x] = block_total;
+  if (threadIdx.x == 0 && threadIdx.y == 0)
+    partials[static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x] = block_total;
 }
 
-__global__ void __launch_bounds__(kBlockThreads) reduce_final_kernel(const double* partials, int64_t n, double* result) {
+__global__ void __launch_bounds__(kBlockThreads)
+    reduce_final_kernel(const double* partials, int64_t n, double* result) {
   double acc = 0.0;
   for (int64_t k = threadIdx.x; k < n; k += blockDim.x) acc += partials[k];
   const double total = block_sum<kBlockThreads>(acc);

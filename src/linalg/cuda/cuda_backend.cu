@@ -147,8 +147,13 @@ CudaBackend::CudaBackend(const BackendOptions& options) {
   CALDERA_CUBLAS_CHECK(cublasSetStream(blas, stream));
   CALDERA_CUBLAS_CHECK(cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH));  // true fp32: no TF32, no emulation
   CALDERA_CUBLAS_CHECK(cublasSetPointerMode(blas, CUBLAS_POINTER_MODE_HOST));
-  cublas_workspace_ = Buffer(this, allocate_bytes(kCublasWorkspaceBytes, "cublas workspace"), kCublasWorkspaceBytes);
-  CALDERA_CUBLAS_CHECK(cublasSetWorkspace(blas, cublas_workspace_.data(), kCublasWorkspaceBytes));
+  // cuBLAS wants a 256-byte aligned workspace; over-allocate so that alignment never depends on the pool.
+  constexpr size_t kAlign = 256;
+  cublas_workspace_ = Buffer(this, allocate_bytes(kCublasWorkspaceBytes + kAlign, "cublas workspace"),
+                             kCublasWorkspaceBytes + kAlign);
+  const auto base = reinterpret_cast<std::uintptr_t>(cublas_workspace_.data());
+  void* aligned = reinterpret_cast<void*>((base + kAlign - 1) / kAlign * kAlign);
+  CALDERA_CUBLAS_CHECK(cublasSetWorkspace(blas, aligned, kCublasWorkspaceBytes));
 
   cusolverDnHandle_t solver = nullptr;
   CALDERA_CUSOLVER_CHECK(cusolverDnCreate(&solver));
@@ -213,7 +218,13 @@ void* CudaBackend::allocate_bytes(size_t size_bytes, std::string_view label) {
     (void)cudaGetLastError();
     raise<CudaError>(out_of_memory_report(size_bytes, label));
   }
-  if (err != cudaSuccess) cuda_detail::throw_cuda_error(err, "cudaMallocFromPoolAsync", __FILE__, __LINE__);
+  if (err != cudaSuccess) {
+    if (cuda_detail::is_sticky_error(err))
+      cuda_detail::throw_cuda_error(err, "cudaMallocFromPoolAsync", __FILE__, __LINE__);
+    (void)cudaGetLastError();
+    raise<CudaError>("cuda:", device_, " cannot allocate ", format_bytes(size_bytes), " for '", label, "': ",
+                     cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
+  }
   try {
     std::lock_guard lock(memory_mutex_);
     live_.emplace(data, Allocation{size_bytes, std::string(label)});

@@ -236,7 +236,8 @@ class DeviceBuffer {
   DeviceBuffer(CudaBackend& backend, size_t n_elems, std::string_view label) : size_(n_elems) {
     CALDERA_CHECK(n_elems <= static_cast<size_t>(-1) / sizeof(T), "DeviceBuffer '", label, "': ", n_elems,
                   " elements overflow size_t");
-    if (n_elems > 0) buffer_ = Buffer(&backend, backend.allocate_bytes(n_elems * sizeof(T), label), n_elems * sizeof(T));
+    const size_t bytes = n_elems * sizeof(T);
+    if (n_elems > 0) buffer_ = Buffer(&backend, backend.allocate_bytes(bytes, label), bytes);
   }
   DeviceBuffer(DeviceBuffer&& other) noexcept
       : buffer_(std::move(other.buffer_)), size_(std::exchange(other.size_, 0)) {}

@@ -145,9 +145,10 @@ void CudaBackend::gram_accumulate(MatrixView<const float> x, MatrixView<double> 
     const MatrixView<double> w = wide.view(nr, n);
     convert(x.rows_range(r0, nr), w);
     make_current();
-    CALDERA_CUBLAS_CHECK(cublasDsyrk(cublas(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, to_int(n, "n", "gram_accumulate"),
-                                     to_int(nr, "rows", "gram_accumulate"), &one, w.data, to_int(n, "n", "gram_accumulate"),
-                                     &one, h.data, blas_ld(h, "gram_accumulate")));
+    const int n32 = to_int(n, "n", "gram_accumulate");
+    CALDERA_CUBLAS_CHECK(cublasDsyrk(cublas(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, n32,
+                                     to_int(nr, "rows", "gram_accumulate"), &one, w.data, n32, &one, h.data,
+                                     blas_ld(h, "gram_accumulate")));
   }
   mirror_lower(*this, h, "gram_accumulate");
 }

@@ -36,7 +36,8 @@ void run_elementwise(CudaBackend& backend, const Args& args, const char* op) {
 
 /// `value` as an int for a 32-bit vendor API; throws Error naming `what` and `op` if it does not fit.
 inline int to_int(int64_t value, const char* what, const char* op) {
-  CALDERA_CHECK(value >= 0 && value <= INT_MAX, op, ": ", what, " = ", value, " exceeds the 32-bit range of cuBLAS/cuSOLVER");
+  CALDERA_CHECK(value >= 0 && value <= INT_MAX, op, ": ", what, " = ", value,
+                " exceeds the 32-bit range of cuBLAS/cuSOLVER");
   return static_cast<int>(value);
 }
 
