@@ -8,6 +8,7 @@
 #include "algo/gptq_tensors.h"
 #include "algo/spqr_quantizer.h"
 #include "core/dtype.h"
+#include "core/timer.h"
 
 namespace caldera::algo {
 namespace {
@@ -98,7 +99,10 @@ class GptqMethod final : public Method {
     out.metrics.rel_error = hessian_relative_error(context.backend, w, r.w_hat.cview(), stats);
     out.metrics.bits = gptq_storage_bits(params_.bits, w.rows, w.cols, r.encoding.group_size);
     out.metrics.extra = {{"percdamp_used", r.percdamp_used},
-                         {"physical_bits", out.metrics.bits + 32.0 * static_cast<double>(w.cols)}};
+                         {"physical_bits", out.metrics.bits + 32.0 * static_cast<double>(w.cols)},
+                         {"seconds_hessian", r.hessian_s},
+                         {"seconds_host", r.loop.host_s},
+                         {"seconds_backend", r.loop.backend_s}};
     out.tensors = gptq_to_tensors(r.encoding);
     return out;
   }
@@ -174,15 +178,18 @@ GptqResult gptq_quantize_matrix(linalg::Backend& backend, MatrixView<const float
   GptqHessianOptions hopt;
   hopt.percdamp = params.percdamp;
   hopt.order = params.order;
+  GptqResult out;
+  Stopwatch sw;
   const GptqHessian hessian = prepare_gptq_hessian(backend, stats, hopt);
+  out.hessian_s = sw.elapsed_s();
   const HostMatrix<float> w_perm = permute_columns(w, hessian.perm, hessian.dead);
   const int64_t group = params.group_size == 0 ? w.cols : std::min(params.group_size, w.cols);
   GptqColumnQuantizer quantizer(params.bits, group, w.rows, w.cols);
   GptqLoopOptions lopt;
   lopt.block_size = params.block_size;
   lopt.progress = progress;
+  lopt.timings = &out.loop;
   const HostMatrix<float> w_hat = gptq_quantize(backend, w_perm.cview(), hessian, quantizer, lopt);
-  GptqResult out;
   out.encoding = quantizer.release(hessian.perm);
   out.w_hat = unpermute_columns(w_hat.cview(), hessian.perm);
   out.percdamp_used = hessian.percdamp_used;

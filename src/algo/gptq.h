@@ -66,6 +66,8 @@ struct GptqResult {
   GptqEncoding encoding;
   HostMatrix<float> w_hat;   ///< m×n host, original coordinates: the simulated Ŵ (decode gives the same bits)
   double percdamp_used = 0;
+  double hessian_s = 0;      ///< seconds in prepare_gptq_hessian
+  GptqTimings loop;          ///< seconds in the column loop (host / backend)
 };
 
 /// Runs GPTQ on w (m×n host fp32, original coordinates) with the input statistics of its layer.

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/log.h"
+#include "core/timer.h"
 
 namespace caldera::algo {
 
@@ -127,7 +128,7 @@ void quantize_panel_columns(ColumnQuantizer& quantizer, MatrixView<float> panel,
                             int64_t bs, int64_t c0, int64_t c1) {
   const int64_t m = panel.rows;
   const int64_t nb = panel.cols;
-#pragma omp parallel for schedule(static) if (m * (c1 - c0) > 4096)
+#pragma omp parallel for schedule(static) if (m * (c1 - c0) * nb >= (int64_t{1} << 22))
   for (int64_t i = 0; i < m; ++i) {
     float* row = panel.row(i);
     for (int64_t jl = c0; jl < c1; ++jl) {
@@ -165,6 +166,8 @@ HostMatrix<float> gptq_quantize(linalg::Backend& backend, MatrixView<const float
   HostMatrix<float> errors(m, std::min(block, n));
   const std::span<const float> d(hessian.d);
 
+  double host_s = 0.0;
+  Stopwatch total;
   for (int64_t bs = 0; bs < n; bs += block) {
     const int64_t be = std::min(bs + block, n);
     const int64_t nb = be - bs;
@@ -173,6 +176,7 @@ HostMatrix<float> gptq_quantize(linalg::Backend& backend, MatrixView<const float
     backend.download(w_dev.cview().cols_range(bs, nb), pv);
     // u_rows(jl, k) = U[bs+jl, bs+k] = L₂[bs+k, bs+jl]: rows of U made contiguous for the updates.
     const HostMatrix<float> l_block = backend.download(hessian.chol_inv.cview().block(bs, bs, nb, nb));
+    Stopwatch host;
     HostMatrix<float> u_rows(nb, nb);
     for (int64_t a = 0; a < nb; ++a)
       for (int64_t b = 0; b < nb; ++b) u_rows(a, b) = l_block(b, a);
@@ -196,6 +200,7 @@ HostMatrix<float> gptq_quantize(linalg::Backend& backend, MatrixView<const float
       }
     }
 
+    host_s += host.elapsed_s();
     if (be < n) {
       // W[:, be:] -= E·U[bs:be, be:] = E·(L₂[be:, bs:be])ᵀ  (one GEMM for the rest of the matrix).
       backend.upload(MatrixView<const float>(ev), e_dev.view().cols_range(0, nb));
@@ -203,6 +208,10 @@ HostMatrix<float> gptq_quantize(linalg::Backend& backend, MatrixView<const float
                    hessian.chol_inv.cview().block(be, bs, n - be, nb), 1.0f, w_dev.view().cols_range(be, n - be));
     }
     if (options.progress) options.progress(static_cast<double>(be) / static_cast<double>(n));
+  }
+  if (options.timings) {
+    options.timings->host_s += host_s;
+    options.timings->backend_s += total.elapsed_s() - host_s;
   }
   return w_hat;
 }

@@ -87,12 +87,20 @@ class ColumnQuantizer {
   virtual float quantize(int64_t row, int64_t col, float w, float d) = 0;
 };
 
+/// Where the time of gptq_quantize() went (seconds, accumulated over calls).
+struct GptqTimings {
+  double host_s = 0.0;     ///< the sequential column loop on the host (statistics, rounding, feedback)
+  double backend_s = 0.0;  ///< panel transfers and the lazy-update GEMMs on the backend
+};
+
 struct GptqLoopOptions {
   /// Lazy-update block width B (spqr.md §3.4; does not change results beyond round-off). The
   /// engine widens it to a multiple of the group size when needed (pitfall 8).
   int64_t block_size = 128;
   /// Called with the fraction of columns done after every block (may be empty).
   std::function<void(double)> progress;
+  /// When set, the loop's time is added to it.
+  GptqTimings* timings = nullptr;
 };
 
 /// Block width actually used for group size g on n columns: B itself when groups and blocks

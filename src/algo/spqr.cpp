@@ -7,6 +7,7 @@
 
 #include "algo/gptq_tensors.h"
 #include "core/log.h"
+#include "core/timer.h"
 
 namespace caldera::algo {
 namespace {
@@ -44,7 +45,10 @@ class SpqrMethod final : public Method {
                          {"tau", r.tau},
                          {"percdamp_used", r.percdamp_used},
                          {"physical_bits", out.metrics.bits + spqr_index_bits(w.rows, w.cols)},
-                         {"runs", static_cast<double>(r.runs)}};
+                         {"runs", static_cast<double>(r.runs)},
+                         {"seconds_hessian", r.hessian_s},
+                         {"seconds_host", r.loop.host_s},
+                         {"seconds_backend", r.loop.backend_s}};
     out.tensors = spqr_to_tensors(r.encoding);
     return out;
   }
@@ -121,7 +125,10 @@ SpqrResult spqr_quantize_matrix(linalg::Backend& backend, MatrixView<const float
   GptqHessianOptions hopt;
   hopt.percdamp = params.percdamp;
   hopt.order = params.order;
+  Stopwatch sw;
   const GptqHessian hessian = prepare_gptq_hessian(backend, stats, hopt);
+  const double hessian_s = sw.elapsed_s();
+  GptqTimings timings;
   const HostMatrix<float> w_perm = permute_columns(w, hessian.perm, hessian.dead);
   // §5.1: σ² on the permuted, dead-zeroed, not yet quantized W (pitfall 9).
   const double sigma2 = outlier_scale(w_perm.cview(), hessian.d);
@@ -129,6 +136,7 @@ SpqrResult spqr_quantize_matrix(linalg::Backend& backend, MatrixView<const float
   GptqLoopOptions lopt;
   lopt.block_size = params.block_size;
   lopt.progress = progress;
+  lopt.timings = &timings;
 
   int runs = 0;
   auto run = [&](double tau) {
@@ -184,6 +192,8 @@ SpqrResult spqr_quantize_matrix(linalg::Backend& backend, MatrixView<const float
   out.threshold = best.threshold;
   out.percdamp_used = hessian.percdamp_used;
   out.runs = runs;
+  out.hessian_s = hessian_s;
+  out.loop = timings;
   return out;
 }
 

@@ -73,6 +73,8 @@ struct SpqrResult {
   double threshold = 0;           ///< θ = τ·σ² (spqr.md §5.1)
   double percdamp_used = 0;
   int runs = 0;                   ///< GPTQ passes (1 + τ-search steps)
+  double hessian_s = 0;           ///< seconds in prepare_gptq_hessian
+  GptqTimings loop;               ///< seconds in the column loops of all passes (host / backend)
   double outlier_rate() const noexcept {
     return static_cast<double>(encoding.outliers()) / static_cast<double>(encoding.rows * encoding.cols);
   }
@@ -90,7 +92,8 @@ TensorMap spqr_to_tensors(const SpqrEncoding& encoding);
 SpqrEncoding spqr_from_tensors(const TensorMap& tensors);
 
 /// The Method of `--method spqr`; validates params on construction. Metrics: rel_error, bits
-/// (spqr_storage_bits), extra {outliers, outlier_rate, tau, percdamp_used, physical_bits, runs}.
+/// (spqr_storage_bits), extra {outliers, outlier_rate, tau, percdamp_used, physical_bits, runs,
+/// seconds_hessian, seconds_host, seconds_backend}.
 std::unique_ptr<Method> make_spqr_method(const SpqrParams& params);
 
 }  // namespace caldera::algo

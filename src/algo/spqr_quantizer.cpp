@@ -267,7 +267,7 @@ void SpqrColumnQuantizer::begin_group(int64_t j0, MatrixView<const float> group,
 
   // §4.1 first-order fit per row; with outliers on, §5.2 replaces LOO candidates by the mean of
   // the row's other weights in this group first, so candidates do not stretch min/max.
-#pragma omp parallel if (rows_ * g * (loo ? g : 1) > 32768)
+#pragma omp parallel if (rows_ * g >= (int64_t{1} << 16))
   {
     std::vector<float> reduction(static_cast<size_t>(g));
 #pragma omp for schedule(static)
