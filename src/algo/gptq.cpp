@@ -6,8 +6,8 @@
 #include <tuple>
 
 #include "algo/gptq_tensors.h"
-#include "algo/spqr_quantizer.h"
 #include "core/dtype.h"
+#include "core/e8p_tables.h"
 #include "core/timer.h"
 
 namespace caldera::algo {
@@ -16,20 +16,12 @@ namespace {
 constexpr const char* kContext = "gptq unit";
 constexpr int64_t kGptqFormatVersion = 1;
 
-// GPTQ's code of x: clamp(rint(x/scale) + zero, 0, maxq). The quotient is clamped first so the
-// half-to-even rounding stays exact; the clamp bound is far outside every reachable code.
-inline float gptq_code(float x, float scale, float zero, int maxq) {
-  constexpr float kBound = 1048576.0f;
-  const float c = round_half_even(std::clamp(x / scale, -kBound, kBound)) + zero;
-  return std::clamp(c, 0.0f, static_cast<float>(maxq));
-}
-
 /// GPTQ's rule for "quantize column j": the statistics of a group are fit once on its current
 /// values; codes are recorded in the encoding.
 class GptqColumnQuantizer final : public ColumnQuantizer {
  public:
   GptqColumnQuantizer(int bits, int64_t group_size, int64_t rows, int64_t cols)
-      : maxq_((1 << bits) - 1), scale_(static_cast<size_t>(rows)), zero_(static_cast<size_t>(rows)) {
+      : bits_(bits), scale_(static_cast<size_t>(rows)), zero_(static_cast<size_t>(rows)) {
     enc_.bits = bits;
     enc_.group_size = group_size;
     enc_.rows = rows;
@@ -45,21 +37,18 @@ class GptqColumnQuantizer final : public ColumnQuantizer {
     const int64_t gi = j0 / enc_.group_size;
     const int64_t groups = enc_.groups();
     for (int64_t i = 0; i < group.rows; ++i) {
-      float lo = 0.0f, hi = 0.0f;  // the range always includes 0
+      float lo = group(i, 0), hi = group(i, 0);
       for (int64_t k = 0; k < group.cols; ++k) {
         lo = std::min(lo, group(i, k));
         hi = std::max(hi, group(i, k));
       }
-      if (lo == 0.0f && hi == 0.0f) {
-        lo = -1.0f;
-        hi = 1.0f;
-      }
-      uint16_t s16 = f32_to_f16((hi - lo) / static_cast<float>(maxq_));
-      if (f16_to_f32(s16) == 0.0f) s16 = 0x0001;  // smallest fp16 subnormal: keeps the division finite
-      const float scale = f16_to_f32(s16);
-      const float zero = std::clamp(round_half_even(std::clamp(-lo / scale, -1.0f, maxq_ + 1.0f)), 0.0f,
-                                    static_cast<float>(maxq_));
-      scale_[static_cast<size_t>(i)] = scale;
+      // GPTQ's grid: range widened to contain 0, integer zero point; the scale is then rounded to
+      // the fp16 it is stored as, so the codes are chosen (and errors fed back) with that scale.
+      float scale, zero;
+      scalar::grid_from_range(lo, hi, bits_, ScalarSymmetry::kAsymmetric, ScalarRange::kIncludeZero,
+                              ZeroPoint::kRounded, &scale, &zero);
+      const uint16_t s16 = f32_to_f16(scale);
+      scale_[static_cast<size_t>(i)] = f16_to_f32(s16);
       zero_[static_cast<size_t>(i)] = zero;
       enc_.scales[static_cast<size_t>(i * groups + gi)] = s16;
       enc_.zeros[static_cast<size_t>(i * groups + gi)] = static_cast<uint8_t>(zero);
@@ -68,9 +57,9 @@ class GptqColumnQuantizer final : public ColumnQuantizer {
 
   float quantize(int64_t row, int64_t col, float w, float) override {
     const float s = scale_[static_cast<size_t>(row)], z = zero_[static_cast<size_t>(row)];
-    const float code = gptq_code(w, s, z, maxq_);
+    const uint32_t code = scalar::quantize(w, s, z, bits_);
     enc_.codes[static_cast<size_t>(row * enc_.cols + col)] = static_cast<uint8_t>(code);
-    return dequantize_code(code, s, z);
+    return scalar::dequantize(code, s, z);
   }
 
   GptqEncoding release(std::span<const int32_t> perm) {
@@ -79,7 +68,7 @@ class GptqColumnQuantizer final : public ColumnQuantizer {
   }
 
  private:
-  int maxq_;
+  int bits_;
   GptqEncoding enc_;
   std::vector<float> scale_;
   std::vector<float> zero_;
@@ -203,8 +192,8 @@ HostMatrix<float> decode_permuted(const GptqEncoding& enc) {
   for (int64_t i = 0; i < enc.rows; ++i)
     for (int64_t j = 0; j < enc.cols; ++j) {
       const size_t sg = static_cast<size_t>(i * groups + j / enc.group_size);
-      out(i, j) = dequantize_code(static_cast<float>(enc.codes[static_cast<size_t>(i * enc.cols + j)]),
-                                  f16_to_f32(enc.scales[sg]), static_cast<float>(enc.zeros[sg]));
+      out(i, j) = scalar::dequantize(enc.codes[static_cast<size_t>(i * enc.cols + j)], f16_to_f32(enc.scales[sg]),
+                                     static_cast<float>(enc.zeros[sg]));
     }
   return out;
 }
@@ -212,9 +201,9 @@ HostMatrix<float> decode_permuted(const GptqEncoding& enc) {
 TensorMap gptq_to_tensors(const GptqEncoding& enc) {
   TensorMap t;
   const int64_t groups = enc.groups();
-  t["codes"] = make_tensor<uint8_t>(DType::kU8, {enc.rows, enc.cols}, enc.codes.data());
+  t["codes"] = detail::packed_codes_tensor(enc.codes.data(), enc.rows, enc.cols, enc.bits);
   t["scales"] = make_tensor<uint16_t>(DType::kF16, {enc.rows, groups}, enc.scales.data());
-  t["zeros"] = make_tensor<uint8_t>(DType::kU8, {enc.rows, groups}, enc.zeros.data());
+  t["zeros"] = detail::packed_codes_tensor(enc.zeros.data(), enc.rows, groups, enc.bits);
   t["perm"] = make_tensor<int32_t>(DType::kI32, {enc.cols}, enc.perm.data());
   const int64_t shape[2] = {enc.rows, enc.cols};
   t["format_version"] = detail::int_scalar_tensor(kGptqFormatVersion);
@@ -232,9 +221,9 @@ GptqEncoding gptq_from_tensors(const TensorMap& tensors) {
   enc.bits = static_cast<int>(detail::expect_int_scalar(tensors, "bits", 2, 8, kContext));
   enc.group_size = detail::expect_int_scalar(tensors, "group_size", 1, std::max<int64_t>(enc.cols, 1), kContext);
   const int64_t groups = enc.groups();
-  enc.codes = detail::tensor_values<uint8_t>(expect_tensor(tensors, "codes", DType::kU8, {enc.rows, enc.cols}, kContext));
+  enc.codes = detail::expect_packed_codes(tensors, "codes", enc.rows, enc.cols, enc.bits, kContext);
   enc.scales = detail::tensor_values<uint16_t>(expect_tensor(tensors, "scales", DType::kF16, {enc.rows, groups}, kContext));
-  enc.zeros = detail::tensor_values<uint8_t>(expect_tensor(tensors, "zeros", DType::kU8, {enc.rows, groups}, kContext));
+  enc.zeros = detail::expect_packed_codes(tensors, "zeros", enc.rows, groups, enc.bits, kContext);
   enc.perm = detail::tensor_values<int32_t>(expect_tensor(tensors, "perm", DType::kI32, {enc.cols}, kContext));
   enc.validate();
   return enc;

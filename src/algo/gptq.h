@@ -2,10 +2,12 @@
 // quantization at 2..8 bits with the Hessian error feedback of spqr.md §3, through the shared
 // engine in gptq_core.h.
 //
-// The grid is GPTQ's own (not SpQR's): per row of a group, [min(x, 0), max(x, 0)] (the range
-// always includes 0), scale = range/maxq stored in fp16 (rounded inside the quantizer, so GPTQ
-// compensates for it), integer zero point zero = rint(−lo/scale) in [0, maxq], codes
-// q = clamp(rint(x/scale) + zero, 0, maxq), ŵ = scale·(q − zero). All-zero rows use [−1, 1].
+// The grid is GPTQ's own (not SpQR's), from the shared scalar grid (core/e8p_tables.h): per row of
+// a group, [min(x, 0), max(x, 0)] (the range always includes 0; all-zero rows use [−1, 1]),
+// scale = range/maxq, integer zero point zero = rint(−lo/scale) in [0, maxq]; the scale is then
+// rounded to fp16 (how it is stored) before any code is chosen, so GPTQ compensates for it. Codes
+// q = clamp(rint(x/scale + zero), 0, maxq) (equal to GPTQ's rint(x/scale) + zero except at exact
+// half-way ties), ŵ = scale·(q − zero).
 // With act_order, groups are consecutive PERMUTED columns (GPTQ's default, not static groups).
 //
 // Unit tensors (TensorMap names; all in permuted column coordinates; documented in

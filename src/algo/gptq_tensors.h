@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/tensor_map.h"
+#include "quant/scalar.h"
 
 namespace caldera::algo::detail {
 
@@ -59,6 +60,22 @@ template <class T>
 std::vector<T> tensor_values(const Tensor& t) {
   const T* p = t.as<T>();
   return std::vector<T>(p, p + t.numel());
+}
+
+/// Codes (rows×cols row-major, each < 2^bits, bits 1..8) bit-packed by quant::pack_bits (LSB
+/// first, each row starting a new 32-bit word) into an I32 [rows, ceil(cols·bits/32)] tensor.
+inline Tensor packed_codes_tensor(const uint8_t* codes, int64_t rows, int64_t cols, int bits) {
+  const HostMatrix<uint32_t> p = quant::pack_bits(MatrixView<const uint8_t>(codes, rows, cols), bits);
+  return make_tensor<int32_t>(DType::kI32, {p.rows(), p.cols()}, reinterpret_cast<const int32_t*>(p.data()));
+}
+
+/// Inverse of packed_codes_tensor for the tensor `name`; IoError when it is missing or misshapen.
+inline std::vector<uint8_t> expect_packed_codes(const TensorMap& map, const std::string& name, int64_t rows,
+                                                int64_t cols, int bits, const std::string& context) {
+  const int64_t words = (cols * bits + 31) / 32;
+  const Tensor& t = expect_tensor(map, name, DType::kI32, {rows, words}, context);
+  const MatrixView<const uint32_t> packed(reinterpret_cast<const uint32_t*>(t.bytes.data()), rows, words);
+  return quant::unpack_bits(packed, bits, cols).storage();
 }
 
 }  // namespace caldera::algo::detail

@@ -204,13 +204,13 @@ TensorMap spqr_to_tensors(const SpqrEncoding& enc) {
   TensorMap t;
   if (f.bits <= 8) {
     const std::vector<uint8_t> codes(enc.codes.begin(), enc.codes.end());
-    t["codes"] = make_tensor<uint8_t>(DType::kU8, {m, n}, codes.data());
+    t["codes"] = detail::packed_codes_tensor(codes.data(), m, n, f.bits);
   } else {
     t["codes"] = make_tensor<uint16_t>(DType::kI16, {m, n}, enc.codes.data());
   }
   if (f.bilevel()) {
-    t["scale_codes"] = make_tensor<uint8_t>(DType::kU8, {m, groups}, enc.scale_codes.data());
-    t["zero_codes"] = make_tensor<uint8_t>(DType::kU8, {m, groups}, enc.zero_codes.data());
+    t["scale_codes"] = detail::packed_codes_tensor(enc.scale_codes.data(), m, groups, f.stat_bits);
+    t["zero_codes"] = detail::packed_codes_tensor(enc.zero_codes.data(), m, groups, f.stat_bits);
     t["scale_stats"] = make_tensor<uint16_t>(DType::kF16, {blocks, groups, 2}, enc.scale_stats.data());
     t["zero_stats"] = make_tensor<uint16_t>(DType::kF16, {blocks, groups, 2}, enc.zero_stats.data());
   } else if (f.stat_bits == 16) {
@@ -263,14 +263,14 @@ SpqrEncoding spqr_from_tensors(const TensorMap& tensors) {
   enc.cols = n;
   const int64_t groups = f.column_groups(n), blocks = f.row_blocks(m);
   if (f.bits <= 8) {
-    const auto c8 = tensor_values<uint8_t>(expect_tensor(tensors, "codes", DType::kU8, {m, n}, kContext));
+    const auto c8 = detail::expect_packed_codes(tensors, "codes", m, n, f.bits, kContext);
     enc.codes.assign(c8.begin(), c8.end());
   } else {
     enc.codes = tensor_values<uint16_t>(expect_tensor(tensors, "codes", DType::kI16, {m, n}, kContext));
   }
   if (f.bilevel()) {
-    enc.scale_codes = tensor_values<uint8_t>(expect_tensor(tensors, "scale_codes", DType::kU8, {m, groups}, kContext));
-    enc.zero_codes = tensor_values<uint8_t>(expect_tensor(tensors, "zero_codes", DType::kU8, {m, groups}, kContext));
+    enc.scale_codes = detail::expect_packed_codes(tensors, "scale_codes", m, groups, f.stat_bits, kContext);
+    enc.zero_codes = detail::expect_packed_codes(tensors, "zero_codes", m, groups, f.stat_bits, kContext);
     enc.scale_stats = tensor_values<uint16_t>(expect_tensor(tensors, "scale_stats", DType::kF16, {blocks, groups, 2}, kContext));
     enc.zero_stats = tensor_values<uint16_t>(expect_tensor(tensors, "zero_stats", DType::kF16, {blocks, groups, 2}, kContext));
   } else if (f.stat_bits == 16) {

@@ -7,24 +7,17 @@
 
 namespace caldera::algo {
 
-MinMax fit_min_max(float lo, float hi, int maxq) {
-  if (lo == hi) {  // §4.1 / pitfall 4: degenerate rows (all-equal, e.g. dead columns) use [−1, 1]
-    lo = -1.0f;
-    hi = 1.0f;
-  }
-  MinMax f;
-  f.scale = (hi - lo) / static_cast<float>(maxq);
-  f.zero = -lo / f.scale;
-  return f;
-}
-
 namespace {
 
-StatPair fit_stat_pair(float lo, float hi, int maxq) {
-  const MinMax f = fit_min_max(lo, hi, maxq);
+// The §4.2 pair of a block with extremes lo <= hi, rounded to fp16 (pitfall 5): the scale first,
+// then the zero point computed from the rounded scale so the block's min still maps to code 0.
+StatPair fit_stat_pair(float lo, float hi, int bits, ScalarRange range) {
+  MinMax f;
+  scalar::grid_from_range(lo, hi, bits, ScalarSymmetry::kAsymmetric, range, ZeroPoint::kFloat, &f.scale, &f.zero);
   StatPair p;
   p.scale_f16 = f32_to_f16(f.scale);
-  const float lo_used = lo == hi ? -1.0f : lo;
+  // grid_from_range's lower end: −z·s (the range possibly widened to 0, or [−1, 1] when degenerate).
+  const float lo_used = -f.zero * f.scale;
   p.zero_f16 = f32_to_f16(-lo_used / f16_to_f32(p.scale_f16));
   return p;
 }
@@ -42,32 +35,30 @@ StatPair quantize_statistics(std::span<const float> values, int bits, std::span<
                 "quantize_statistics: ", values.size(), " values, ", codes.size(), " codes, ", dequantized.size(),
                 " outputs");
   CALDERA_CHECK(bits >= 1 && bits <= 8, "quantize_statistics: statistic bits must be in 1..8, got ", bits);
-  const int maxq = (1 << bits) - 1;
   float lo = values[0], hi = values[0];
   for (float v : values) {
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }
-  StatPair p = fit_stat_pair(lo, hi, maxq);
-  if (!representable(p)) p = fit_stat_pair(std::min(lo, 0.0f), std::max(hi, 0.0f), maxq);
+  StatPair p = fit_stat_pair(lo, hi, bits, ScalarRange::kDataOnly);
+  if (!representable(p)) p = fit_stat_pair(lo, hi, bits, ScalarRange::kIncludeZero);
   const float ss = f16_to_f32(p.scale_f16);
   const float sz = f16_to_f32(p.zero_f16);
   for (size_t k = 0; k < values.size(); ++k) {
-    const float c = quantize_code(values[k], ss, sz, maxq);
+    const uint32_t c = scalar::quantize(values[k], ss, sz, bits);
     codes[k] = static_cast<uint8_t>(c);
-    dequantized[k] = dequantize_code(c, ss, sz);
+    dequantized[k] = scalar::dequantize(c, ss, sz);
   }
   return p;
 }
 
-void leave_one_out_reduction(std::span<const float> x, std::span<const float> d, int maxq, std::span<float> r) {
+void leave_one_out_reduction(std::span<const float> x, std::span<const float> d, int bits, std::span<float> r) {
   const size_t g = x.size();
   CALDERA_CHECK(g >= 1 && d.size() == g && r.size() == g, "leave_one_out_reduction: ", g, " values, ", d.size(),
                 " diagonal entries, ", r.size(), " outputs");
   // Squared 1/d-weighted error of x[k] on the plain §4.1 grid fit on [lo, hi].
   auto term = [&](const MinMax& f, size_t k) {
-    const float q = quantize_code(x[k], f.scale, f.zero, maxq);
-    const float diff = (x[k] - dequantize_code(q, f.scale, f.zero)) / d[k];
+    const float diff = (x[k] - scalar::dequantize(scalar::quantize(x[k], f.scale, f.zero, bits), f.scale, f.zero)) / d[k];
     return static_cast<double>(diff) * diff;
   };
   float lo = x[0], hi = x[0];
@@ -75,7 +66,7 @@ void leave_one_out_reduction(std::span<const float> x, std::span<const float> d,
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }
-  const MinMax full = fit_min_max(lo, hi, maxq);
+  const MinMax full = spqr_grid(lo, hi, bits);
   double base = 0.0;
   for (size_t k = 0; k < g; ++k) base += term(full, k);
   if (g == 1) {
@@ -100,7 +91,7 @@ void leave_one_out_reduction(std::span<const float> x, std::span<const float> d,
       lo_k = std::min(lo_k, x[t]);
       hi_k = std::max(hi_k, x[t]);
     }
-    const MinMax f = fit_min_max(lo_k, hi_k, maxq);
+    const MinMax f = spqr_grid(lo_k, hi_k, bits);
     double loo = 0.0;
     for (size_t t = 0; t < g; ++t)
       if (t != k) loo += term(f, t);
@@ -173,13 +164,13 @@ void SpqrEncoding::validate() const {
     expect("zero_stats", zero_stats.size(), rg2);
     const int stat_maxq = (1 << f.stat_bits) - 1;
     for (size_t k = 0; k < mg; ++k)
-      if (scale_codes[k] > stat_maxq || zero_codes[k] > stat_maxq)
+      if (int{scale_codes[k]} > stat_maxq || int{zero_codes[k]} > stat_maxq)
         raise<IoError>(where, ": statistic code above ", stat_maxq, " at entry ", k);
   } else {
     expect("scales", scales.size(), mg);
     expect("zeros", zeros.size(), mg);
   }
-  const uint32_t maxq = (1u << f.bits) - 1u;
+  const uint32_t maxq = f.maxq();
   for (size_t k = 0; k < mn; ++k)
     if (codes[k] > maxq) raise<IoError>(where, ": code ", codes[k], " above ", maxq, " at entry ", k);
   check_permutation(perm, cols, where);
@@ -211,15 +202,15 @@ HostMatrix<float> decode_permuted(const SpqrEncoding& enc) {
       float scale, zero;
       if (f.bilevel()) {
         const size_t st = static_cast<size_t>((r * groups + g) * 2);
-        scale = dequantize_code(enc.scale_codes[sg], f16_to_f32(enc.scale_stats[st]), f16_to_f32(enc.scale_stats[st + 1]));
-        zero = dequantize_code(enc.zero_codes[sg], f16_to_f32(enc.zero_stats[st]), f16_to_f32(enc.zero_stats[st + 1]));
+        scale = scalar::dequantize(enc.scale_codes[sg], f16_to_f32(enc.scale_stats[st]), f16_to_f32(enc.scale_stats[st + 1]));
+        zero = scalar::dequantize(enc.zero_codes[sg], f16_to_f32(enc.zero_stats[st]), f16_to_f32(enc.zero_stats[st + 1]));
       } else {
         scale = enc.scales[sg];
         zero = enc.zeros[sg];
       }
       const int64_t j1 = std::min(n, (g + 1) * f.group_size);
       for (int64_t j = g * f.group_size; j < j1; ++j)
-        out(i, j) = dequantize_code(static_cast<float>(enc.codes[static_cast<size_t>(i * n + j)]), scale, zero);
+        out(i, j) = scalar::dequantize(enc.codes[static_cast<size_t>(i * n + j)], scale, zero);
     }
     for (int32_t k = enc.row_ptr[static_cast<size_t>(i)]; k < enc.row_ptr[static_cast<size_t>(i + 1)]; ++k)
       out(i, enc.outlier_cols[static_cast<size_t>(k)]) += f16_to_f32(enc.outlier_residuals[static_cast<size_t>(k)]);
@@ -261,7 +252,7 @@ void SpqrColumnQuantizer::begin_group(int64_t j0, MatrixView<const float> group,
                 "SpqrColumnQuantizer::begin_group: group at column ", j0, " of shape ", group.rows, "x", group.cols);
   const int64_t gi = j0 / format_.group_size;
   const int64_t g = group.cols;
-  const int maxq = format_.maxq();
+  const int bits = format_.bits;
   const bool loo = std::isfinite(threshold_) && selection_ == OutlierSelection::kLeaveOneOut;
   std::vector<float> s(static_cast<size_t>(rows_)), z(static_cast<size_t>(rows_));
 
@@ -275,7 +266,7 @@ void SpqrColumnQuantizer::begin_group(int64_t j0, MatrixView<const float> group,
       const std::span<const float> x(group.row(i), static_cast<size_t>(g));
       float lo = x[0], hi = x[0];
       if (loo) {
-        leave_one_out_reduction(x, d, maxq, reduction);
+        leave_one_out_reduction(x, d, bits, reduction);
         double sum = 0.0;
         int64_t count = 0;
         for (int64_t k = 0; k < g; ++k)
@@ -296,7 +287,7 @@ void SpqrColumnQuantizer::begin_group(int64_t j0, MatrixView<const float> group,
           hi = std::max(hi, v);
         }
       }
-      const MinMax fit = fit_min_max(lo, hi, maxq);
+      const MinMax fit = spqr_grid(lo, hi, bits);
       s[static_cast<size_t>(i)] = fit.scale;
       z[static_cast<size_t>(i)] = fit.zero;
     }
@@ -338,16 +329,16 @@ void SpqrColumnQuantizer::begin_group(int64_t j0, MatrixView<const float> group,
 float SpqrColumnQuantizer::quantize(int64_t row, int64_t col, float w, float d) {
   const size_t i = static_cast<size_t>(row);
   const float s = scale_[i], z = zero_[i];
-  const int maxq = format_.maxq();
-  float code = quantize_code(w, s, z, maxq);
-  float w_hat = dequantize_code(code, s, z);
+  const int bits = format_.bits;
+  uint32_t code = scalar::quantize(w, s, z, bits);
+  float w_hat = scalar::dequantize(code, s, z);
   // §5.3: a weight whose scaled squared error exceeds θ stays in fp16 (the GPTQ-updated value);
   // its dense code is that of 0.0 and the stored residual makes Deq(code) + residual == ŵ.
   if (std::isfinite(threshold_)) {
     const float e = (w - w_hat) / d;
     if (static_cast<double>(e) * e > threshold_) {
-      code = quantize_code(0.0f, s, z, maxq);
-      const float base = dequantize_code(code, s, z);
+      code = scalar::quantize(0.0f, s, z, bits);
+      const float base = scalar::dequantize(code, s, z);
       const uint16_t residual = f32_to_f16(w - base);
       w_hat = base + f16_to_f32(residual);
       row_outliers_[i].push_back(Outlier{static_cast<int32_t>(col), residual});

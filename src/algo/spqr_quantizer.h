@@ -20,6 +20,7 @@
 
 #include "algo/gptq_core.h"
 #include "core/dtype.h"
+#include "core/e8p_tables.h"
 #include "core/matrix.h"
 
 namespace caldera::algo {
@@ -32,7 +33,7 @@ struct SpqrFormat {
   int64_t stat_group_size = 16;    ///< β2: consecutive rows whose statistics are quantized together
 
   bool bilevel() const noexcept { return stat_bits <= 8; }
-  int maxq() const noexcept { return (1 << bits) - 1; }
+  uint32_t maxq() const noexcept { return (1u << bits) - 1u; }
   int64_t column_groups(int64_t n) const noexcept { return (n + group_size - 1) / group_size; }
   int64_t row_blocks(int64_t m) const noexcept { return (m + stat_group_size - 1) / stat_group_size; }
 };
@@ -43,25 +44,16 @@ struct MinMax {
   float zero = 0.0f;
 };
 
-/// Round half to even of v for |v| < 2^22 (the default FE_TONEAREST mode, as torch.round / rint).
-inline float round_half_even(float v) {
-  constexpr float kMagic = 12582912.0f;  // 1.5·2^23: adding it leaves no fraction bits
-  return (v + kMagic) - kMagic;
+/// spqr.md §4.1 grid of a row group with extremes lo <= hi, through the shared scalar grid
+/// (core/e8p_tables.h): asymmetric, zero NOT rounded, range NOT widened to include 0, degenerate
+/// lo == hi mapped to [−1, 1]. Codes: scalar::quantize (clamp(rint(x/max(s,1e-9) + z), 0, maxq),
+/// half to even); values: scalar::dequantize (s·(q − z)), the one place Ŵ values are formed.
+inline MinMax spqr_grid(float lo, float hi, int bits) {
+  MinMax g;
+  scalar::grid_from_range(lo, hi, bits, ScalarSymmetry::kAsymmetric, ScalarRange::kDataOnly, ZeroPoint::kFloat,
+                          &g.scale, &g.zero);
+  return g;
 }
-
-/// spqr.md §4.1 quantization: clamp(rint(x / max(s, 1e-9) + z), 0, maxq).
-inline float quantize_code(float x, float scale, float zero, int maxq) {
-  const float v = x / std::max(scale, 1e-9f) + zero;
-  // Clamping before rounding to [-1, maxq+1] gives the same code and keeps the rounding exact.
-  const float c = round_half_even(std::clamp(v, -1.0f, static_cast<float>(maxq) + 1.0f));
-  return std::clamp(c, 0.0f, static_cast<float>(maxq));
-}
-/// spqr.md §4.1 dequantization: s · (q − z). The one place Ŵ values are formed (encode and decode).
-inline float dequantize_code(float code, float scale, float zero) { return scale * (code - zero); }
-
-/// spqr.md §4.1 fit from a row group's extremes lo <= hi: asymmetric, zero NOT rounded, range NOT
-/// widened to include 0, degenerate lo == hi mapped to [−1, 1]. maxq = 2^b − 1.
-MinMax fit_min_max(float lo, float hi, int maxq);
 
 /// Fp16 pair (scale, zero) of one block of statistics (spqr.md §4.2: ss, sz or zs, zz).
 struct StatPair {
@@ -83,7 +75,7 @@ StatPair quantize_statistics(std::span<const float> values, int bits, std::span<
 /// 1/d-weighted squared error of the plain min-max quantizer fit on all g values and loo_k that of
 /// the quantizer fit without x[k] (on the other values only). g == 1: r[0] = base. Only a unique
 /// min or max changes the grid when left out, so the others cost O(1) each (r[k] = own term).
-void leave_one_out_reduction(std::span<const float> x, std::span<const float> d, int maxq, std::span<float> r);
+void leave_one_out_reduction(std::span<const float> x, std::span<const float> d, int bits, std::span<float> r);
 
 /// spqr.md §5.1: σ² = mean_j(var_i(W_ij) / d_j²), variance over rows, unbiased; w is the permuted,
 /// dead-zeroed, not yet quantized matrix. Returns +inf for a single row (no variance: no outliers).

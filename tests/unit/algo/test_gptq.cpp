@@ -145,10 +145,12 @@ TEST(GptqMethodTest, IdentityHessianGivesRoundToNearestOnGptqGrid) {
         lo = std::min(lo, w(i, j));
         hi = std::max(hi, w(i, j));
       }
-      const float scale = f16_to_f32(f32_to_f16((hi - lo) / 7.0f));
-      const float zero = std::nearbyint(-lo / scale);
+      // Zero point from the exact scale, codes with the scale rounded to its stored fp16.
+      const float exact = (hi - lo) / 7.0f;
+      const float zero = std::nearbyint(-lo / exact);
+      const float scale = f16_to_f32(f32_to_f16(exact));
       for (int64_t j = g0; j < g0 + group; ++j) {
-        const float q = std::clamp(std::nearbyint(w(i, j) / scale) + zero, 0.0f, 7.0f);
+        const float q = std::clamp(std::nearbyint(w(i, j) / scale + zero), 0.0f, 7.0f);
         EXPECT_EQ(r.w_hat(i, j), scale * (q - zero)) << i << "," << j;
       }
     }
@@ -219,8 +221,11 @@ TEST(GptqMethodTest, CompressReconstructRoundTripMetricsAndDeterminism) {
   EXPECT_LT(unit.metrics.rel_error, 0.5);
   EXPECT_DOUBLE_EQ(unit.metrics.bits, 3.0 * m * n + 19.0 * m * 3);
   const Tensor& codes = unit.tensors.at("codes");
-  EXPECT_EQ(codes.dtype, DType::kU8);
-  EXPECT_EQ((std::vector<int64_t>{m, n}), codes.shape);
+  EXPECT_EQ(codes.dtype, DType::kI32);
+  EXPECT_EQ((std::vector<int64_t>{m, (n * 3 + 31) / 32}), codes.shape);  // bit-packed rows
+  EXPECT_EQ((std::vector<int64_t>{m, 1}), unit.tensors.at("zeros").shape);  // 3 zeros × 3 bits
+  EXPECT_EQ((std::vector<int64_t>{m, n}), std::vector<int64_t>(unit.tensors.at("shape").as<int64_t>(),
+                                                               unit.tensors.at("shape").as<int64_t>() + 2));
   EXPECT_EQ((std::vector<int64_t>{m, 3}), unit.tensors.at("scales").shape);
   EXPECT_EQ(unit.tensors.at("scales").dtype, DType::kF16);
   EXPECT_EQ(unit.tensors.at("perm").dtype, DType::kI32);
@@ -274,7 +279,9 @@ TEST(GptqMethodTest, MalformedUnitTensorsAreRejected) {
                IoError);
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["perm"].as_mut<int32_t>()[0] = 1; })),
                IoError);
-  EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["codes"].bytes[3] = 200; })),
+  EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["codes"].shape[1] += 1; })),
+               IoError);
+  EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["shape"].as_mut<int64_t>()[1] = 33; })),
                IoError);
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["bits"] = make_tensor<double>(DType::kF64, {}, std::vector<double>{4.0}.data()); })),
                IoError);

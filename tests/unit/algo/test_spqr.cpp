@@ -68,7 +68,7 @@ TEST(SpqrMethodTest, IdentityHessianNoOutliersOneGroupIsPerRowRoundToNearest) {
     }
     const float s = (hi - lo) / 7.0f, z = -lo / s;  // zero NOT rounded, range NOT widened to 0
     for (int64_t j = 0; j < n; ++j) {
-      const float q = std::clamp(std::nearbyint(w(i, j) / s + z), 0.0f, 7.0f);
+      const float q = std::clamp(std::nearbyint(w(i, j) / s + z), 0.0f, 7.0f);  // half to even
       EXPECT_EQ(r.w_hat(i, j), s * (q - z)) << i << "," << j;
     }
   }
@@ -169,9 +169,11 @@ TEST(SpqrMethodTest, CompressStoresDocumentedTensorsAndDecodesBitExactly) {
     EXPECT_EQ(t.dtype, dtype) << name;
     EXPECT_EQ(t.shape, shape) << name;
   };
-  expect("codes", DType::kU8, {m, n});
-  expect("scale_codes", DType::kU8, {m, groups});
-  expect("zero_codes", DType::kU8, {m, groups});
+  expect("codes", DType::kI32, {m, (n * 4 + 31) / 32});      // 4-bit codes, bit-packed rows
+  expect("scale_codes", DType::kI32, {m, (groups * 3 + 31) / 32});
+  expect("zero_codes", DType::kI32, {m, (groups * 3 + 31) / 32});
+  expect("shape", DType::kI64, {2});
+  expect("format_version", DType::kI64, {});
   expect("scale_stats", DType::kF16, {blocks, groups, 2});
   expect("zero_stats", DType::kF16, {blocks, groups, 2});
   expect("outlier_row_ptr", DType::kI32, {m + 1});
@@ -250,12 +252,15 @@ TEST(SpqrMethodTest, InvalidParametersAndMalformedTensorsAreRejected) {
     return t;
   };
   EXPECT_NO_THROW(method->reconstruct(test::cpu_backend(), good));
+  ASSERT_GT(good.at("outlier_values").numel(), 0) << "test premise: some outliers";
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t.erase("zero_stats"); })), IoError);
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["outlier_row_ptr"].as_mut<int32_t>()[16] += 1; })),
                IoError);
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["stat_bits"].as_mut<int64_t>()[0] = 12; })),
                IoError);
-  EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["codes"].bytes[0] = 8; })), IoError);
+  EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["codes"].shape[0] -= 1; })), IoError);
+  EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["outlier_cols"].as_mut<uint16_t>()[0] = 40; })),
+               IoError);
 }
 
 }  // namespace

@@ -12,46 +12,26 @@
 namespace caldera::algo {
 namespace {
 
-TEST(SpqrRounding, HalfToEvenLikeRint) {
-  EXPECT_EQ(round_half_even(0.5f), 0.0f);
-  EXPECT_EQ(round_half_even(1.5f), 2.0f);
-  EXPECT_EQ(round_half_even(2.5f), 2.0f);
-  EXPECT_EQ(round_half_even(-1.5f), -2.0f);
-  EXPECT_EQ(round_half_even(-2.5f), -2.0f);
-  EXPECT_EQ(round_half_even(7.49999952f), 7.0f);
-  const HostMatrix<float> r = test::random_normal(1, 4000, 11);
-  for (int64_t k = 0; k < r.cols(); ++k) {
-    const float v = r(0, k) * 300.0f;
-    EXPECT_EQ(round_half_even(v), std::nearbyint(v)) << v;
-  }
-}
-
-TEST(SpqrRounding, QuantizeCodeClampsAndRoundsTiesToEven) {
-  // scale 1, zero 0.5: x = 1.0 -> 1.5 -> 2 (even); x = 2.0 -> 2.5 -> 2 (even).
-  EXPECT_EQ(quantize_code(1.0f, 1.0f, 0.5f, 7), 2.0f);
-  EXPECT_EQ(quantize_code(2.0f, 1.0f, 0.5f, 7), 2.0f);
-  EXPECT_EQ(quantize_code(-3.0f, 1.0f, 0.5f, 7), 0.0f);
-  EXPECT_EQ(quantize_code(1e30f, 1.0f, 0.5f, 7), 7.0f);
-  // A zero scale divides by 1e-9 (spqr.md pitfall 4), never by zero.
-  EXPECT_EQ(quantize_code(1.0f, 0.0f, 0.0f, 3), 3.0f);
-  EXPECT_EQ(dequantize_code(3.0f, 0.5f, 1.25f), 0.875f);
-}
-
 TEST(SpqrMinMax, ZeroNotRoundedRangeNotWidenedDegenerateToUnit) {
-  const MinMax a = fit_min_max(-1.0f, 2.0f, 3);
+  const MinMax a = spqr_grid(-1.0f, 2.0f, 2);
   EXPECT_FLOAT_EQ(a.scale, 1.0f);
   EXPECT_FLOAT_EQ(a.zero, 1.0f);
   // All-positive group: the range is [0.5, 2], not [0, 2]; the zero point is −1 (non-integer allowed).
-  const MinMax b = fit_min_max(0.5f, 2.0f, 3);
+  const MinMax b = spqr_grid(0.5f, 2.0f, 2);
   EXPECT_FLOAT_EQ(b.scale, 0.5f);
   EXPECT_FLOAT_EQ(b.zero, -1.0f);
-  EXPECT_FLOAT_EQ(dequantize_code(quantize_code(0.5f, b.scale, b.zero, 3), b.scale, b.zero), 0.5f);
-  const MinMax c = fit_min_max(0.1f, 0.7f, 7);
+  EXPECT_FLOAT_EQ(scalar::dequantize(scalar::quantize(0.5f, b.scale, b.zero, 2), b.scale, b.zero), 0.5f);
+  const MinMax c = spqr_grid(0.1f, 0.7f, 3);
   EXPECT_NE(c.zero, std::nearbyint(c.zero));
   // lo == hi: [−1, 1].
-  const MinMax d = fit_min_max(3.0f, 3.0f, 15);
+  const MinMax d = spqr_grid(3.0f, 3.0f, 4);
   EXPECT_FLOAT_EQ(d.scale, 2.0f / 15.0f);
   EXPECT_FLOAT_EQ(d.zero, 7.5f);
+  // Codes round half to even: scale 1, zero 0.5: 1.0 -> 1.5 -> 2, 2.0 -> 2.5 -> 2; clamped to [0, 7].
+  EXPECT_EQ(scalar::quantize(1.0f, 1.0f, 0.5f, 3), 2u);
+  EXPECT_EQ(scalar::quantize(2.0f, 1.0f, 0.5f, 3), 2u);
+  EXPECT_EQ(scalar::quantize(-3.0f, 1.0f, 0.5f, 3), 0u);
+  EXPECT_EQ(scalar::quantize(1e30f, 1.0f, 0.5f, 3), 7u);
 }
 
 TEST(SpqrSecondOrder, ReproducesBlockMinAndMaxExactly) {
@@ -91,7 +71,7 @@ TEST(SpqrSecondOrder, RandomBlocksMapMinToZeroAndMaxToTopCode) {
       EXPECT_NEAR(deq[static_cast<size_t>(lo)], v[static_cast<size_t>(lo)], 2e-3 * v[static_cast<size_t>(lo)]);
       EXPECT_NEAR(deq[static_cast<size_t>(hi)], v[static_cast<size_t>(hi)], 2e-3 * v[static_cast<size_t>(hi)]);
       for (size_t k = 0; k < v.size(); ++k) {
-        EXPECT_EQ(deq[k], dequantize_code(codes[k], ss, sz));
+        EXPECT_EQ(deq[k], scalar::dequantize(codes[k], ss, sz));
         EXPECT_LE(std::abs(deq[k] - v[k]), 0.5f * ss + 2e-3f * v[k]);
       }
     }
@@ -118,14 +98,14 @@ TEST(SpqrOutliers, LeaveOneOutReductionHandComputed) {
   const std::vector<float> x = {0.0f, 0.3f, 0.5f, 2.0f};
   const std::vector<float> d = {1.0f, 1.0f, 0.5f, 2.0f};
   std::vector<float> r(4);
-  leave_one_out_reduction(x, d, 3, r);
+  leave_one_out_reduction(x, d, 2, r);
   const double base = 0.09 + 1.0 / 9.0;
   EXPECT_NEAR(r[0], base - 0.16, 1e-6);
   EXPECT_NEAR(r[1], base - 1.0 / 9.0, 1e-6);
   EXPECT_NEAR(r[2], base - 0.09, 1e-6);
   EXPECT_NEAR(r[3], base - 1.0 / 900.0, 1e-6);
   std::vector<float> one(1);
-  leave_one_out_reduction(std::vector<float>{0.7f}, std::vector<float>{1.0f}, 3, one);
+  leave_one_out_reduction(std::vector<float>{0.7f}, std::vector<float>{1.0f}, 2, one);
   // One value: degenerate grid [−1, 1], s = 2/3, z = 1.5: 0.7 -> code round(2.55) = 3 -> 1.0;
   // nothing is left without it, so r = base = 0.3².
   EXPECT_NEAR(one[0], 0.09, 1e-6);
@@ -143,18 +123,17 @@ TEST(SpqrOutliers, LeaveOneOutMatchesRefittingEveryWeight) {
     if (row % 4 == 2) x[5] = *std::min_element(x.begin(), x.end());  // tied minimum
     if (row % 4 == 3) std::fill(x.begin(), x.end(), 0.25f);         // constant row
     for (int bits : {2, 3, 4}) {
-      const int maxq = (1 << bits) - 1;
       std::vector<float> r(16);
-      leave_one_out_reduction(x, d, maxq, r);
+      leave_one_out_reduction(x, d, bits, r);
       auto err = [&](size_t skip) {
         float lo = INFINITY, hi = -INFINITY;
         for (size_t t = 0; t < 16; ++t)
           if (t != skip) lo = std::min(lo, x[t]), hi = std::max(hi, x[t]);
-        const MinMax f = fit_min_max(lo, hi, maxq);
+        const MinMax f = spqr_grid(lo, hi, bits);
         double e = 0;
         for (size_t t = 0; t < 16; ++t)
           if (t != skip) {
-            const double diff = (x[t] - dequantize_code(quantize_code(x[t], f.scale, f.zero, maxq), f.scale, f.zero)) / d[t];
+            const double diff = (x[t] - scalar::dequantize(scalar::quantize(x[t], f.scale, f.zero, bits), f.scale, f.zero)) / d[t];
             e += diff * diff;
           }
         return e;
@@ -181,7 +160,7 @@ TEST(SpqrOutliers, ColumnQuantizerExcludesCandidatesAndExtractsOutliers) {
   const HostMatrix<float> g(2, 4, {0.0f, 0.1f, 0.2f, 0.3f, 0.0f, 0.1f, 0.25f, 9.0f});
   const std::vector<float> d = {1, 1, 1, 1};
   std::vector<float> r(4);
-  leave_one_out_reduction(std::span<const float>(g.data() + 4, 4), d, 3, r);
+  leave_one_out_reduction(std::span<const float>(g.data() + 4, 4), d, 2, r);
   EXPECT_NEAR(r[0], 0.05, 1e-6);
   EXPECT_NEAR(r[1], 0.01, 1e-6);
   EXPECT_NEAR(r[2], 0.0625, 1e-6);
