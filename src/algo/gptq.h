@@ -11,12 +11,17 @@
 // With act_order, groups are consecutive PERMUTED columns (GPTQ's default, not static groups).
 //
 // Unit tensors (TensorMap names; all in permuted column coordinates; documented in
-// docs/format.md "GPTQ"):
-//   codes       U8  [m, n]   weight codes in [0, 2^bits − 1]
+// docs/format.md "GPTQ"). "Packed" = quant::pack_bits: LSB-first, each row starts a 32-bit word.
+//   format_version I64 []   1
+//   shape       I64 [2]      {m, n}
+//   bits        I64 []       code bits b (2..8)
+//   group_size  I64 []       columns per group (n for per-channel)
+//   codes       I32 [m, ceil(n·b/32)]   packed weight codes in [0, 2^b − 1]
 //   scales      F16 [m, G]   per (row, group) scale, G = ceil(n / group_size)
-//   zeros       U8  [m, G]   per (row, group) integer zero point
+//   zeros       I32 [m, ceil(G·b/32)]   packed integer zero points in [0, 2^b − 1]
 //   perm        I32 [n]      permuted column j is original column perm[j]
-//   bits, group_size  F64 scalars (group_size = n for per-channel)
+// Decode: W_perm[i, j] = scale[i, g]·(code[i, j] − zero[i, g]), g = j / group_size (fp32);
+// W[:, perm[j]] = W_perm[:, j].
 #pragma once
 
 #include <memory>

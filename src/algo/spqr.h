@@ -12,18 +12,21 @@
 // rate at --outlier-threshold exceeds --outlier-max-rate, τ is raised (doubling from 1.0, then
 // bisection to a step of 0.05) to the smallest tried value whose rate is within the budget.
 //
-// Unit tensors (TensorMap names; all in permuted column coordinates; docs/format.md "SpQR"):
-//   codes             U8 [m, n] (bits <= 8) or I16 [m, n] holding uint16 bits (bits 9..16)
-//   scale_codes       U8  [m, G]      s_code per (row, group), G = ceil(n/β1)     } bilevel
-//   zero_codes        U8  [m, G]      z_code per (row, group)                      } (stat_bits
-//   scale_stats       F16 [R, G, 2]   (ss, sz) per (row block, group), R = ceil(m/β2)  } <= 8)
-//   zero_stats        F16 [R, G, 2]   (zs, zz) per (row block, group)              }
+// Unit tensors (TensorMap names; all in permuted column coordinates; docs/format.md "SpQR").
+// "Packed" = quant::pack_bits: LSB-first, each row starts a new 32-bit word.
+//   format_version    I64 []          1
+//   shape             I64 [2]         {m, n}
+//   bits, stat_bits, group_size, stat_group_size   I64 []   b, b_s = b_z, β1, β2
+//   codes             I32 [m, ceil(n·b/32)] packed (b <= 8), or I16 [m, n] holding uint16 (b 9..16)
+//   scale_codes       I32 [m, ceil(G·b_s/32)]  packed s_code per (row, group), G = ceil(n/β1) } bilevel
+//   zero_codes        I32 [m, ceil(G·b_s/32)]  packed z_code per (row, group)                  } (stat_bits
+//   scale_stats       F16 [R, G, 2]   (ss, sz) per (row block, group), R = ceil(m/β2)          }  <= 8)
+//   zero_stats        F16 [R, G, 2]   (zs, zz) per (row block, group)                          }
 //   scales, zeros     F16 or F32 [m, G]  unquantized statistics (stat_bits 16 or 32)
 //   outlier_row_ptr   I32 [m + 1]     CSR row pointers
 //   outlier_cols      I16 [nnz] holding uint16 column indices (n <= 65536), else I32
 //   outlier_values    F16 [nnz]       residuals: Ŵ_ij − Deq(code_ij)
 //   perm              I32 [n]         permuted column j is original column perm[j]
-//   bits, stat_bits, group_size, stat_group_size   F64 scalars
 // Decode: scale = ss·(s_code − sz), zero = zs·(z_code − zz) (fp32), Ŵ_perm = scale·(code − zero),
 // plus the outlier residuals; W = Ŵ_perm[:, argsort(perm)].
 #pragma once
