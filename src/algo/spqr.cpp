@@ -42,13 +42,13 @@ class SpqrMethod final : public Method {
     out.metrics.bits = spqr_storage_bits(r.encoding.format, w.rows, w.cols, r.encoding.outliers());
     out.metrics.extra = {{"outliers", static_cast<double>(r.encoding.outliers())},
                          {"outlier_rate", r.outlier_rate()},
-                         {"tau", r.tau},
                          {"percdamp_used", r.percdamp_used},
                          {"physical_bits", out.metrics.bits + spqr_index_bits(w.rows, w.cols)},
                          {"runs", static_cast<double>(r.runs)},
                          {"seconds_hessian", r.hessian_s},
                          {"seconds_host", r.loop.host_s},
                          {"seconds_backend", r.loop.backend_s}};
+    if (std::isfinite(r.tau)) out.metrics.extra.emplace_back("tau", r.tau);  // JSON has no inf: absent = no outliers
     out.tensors = spqr_to_tensors(r.encoding);
     return out;
   }

@@ -95,8 +95,8 @@ TensorMap spqr_to_tensors(const SpqrEncoding& encoding);
 SpqrEncoding spqr_from_tensors(const TensorMap& tensors);
 
 /// The Method of `--method spqr`; validates params on construction. Metrics: rel_error, bits
-/// (spqr_storage_bits), extra {outliers, outlier_rate, tau, percdamp_used, physical_bits, runs,
-/// seconds_hessian, seconds_host, seconds_backend}.
+/// (spqr_storage_bits), extra {outliers, outlier_rate, percdamp_used, physical_bits, runs,
+/// seconds_hessian, seconds_host, seconds_backend, and tau when outliers are on}.
 std::unique_ptr<Method> make_spqr_method(const SpqrParams& params);
 
 }  // namespace caldera::algo
