@@ -51,3 +51,26 @@ function(caldera_add_mpi_test name)
       ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;CALDERA_TEST_DATA=${PROJECT_SOURCE_DIR}/tests/data;OPENBLAS_NUM_THREADS=1;OMP_NUM_THREADS=1")
   endforeach()
 endfunction()
+
+# SLURM tests (label slurm) run against a private single-node cluster (tools/slurm-local) that the
+# CTest fixture ${CALDERA_SLURM_FIXTURE} starts and stops (tests/slurm/CMakeLists.txt). Each build
+# tree gets its own state dir (and free ports), so several checkouts can test at the same time.
+#   caldera_add_slurm_test(NAME COMMAND cmd args... [TIMEOUT s] [ENVIRONMENT VAR=value ...])
+#     requires the fixture; runs with SLURM_CONF and CALDERA_SLURM_DIR set; exit code 77 = skipped
+#     (the helper scripts return it when no cluster can run here, e.g. not root).
+string(MD5 _caldera_build_hash "${PROJECT_BINARY_DIR}")
+string(SUBSTRING "${_caldera_build_hash}" 0 8 _caldera_build_hash)
+set(CALDERA_SLURM_DIR "/tmp/caldera-slurm-${_caldera_build_hash}" CACHE PATH "state dir of the test SLURM cluster")
+set(CALDERA_SLURM_FIXTURE caldera_slurm_cluster)
+
+function(caldera_add_slurm_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "COMMAND;ENVIRONMENT" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  add_test(NAME ${name} COMMAND ${ARG_COMMAND})
+  set_tests_properties(${name} PROPERTIES
+    FIXTURES_REQUIRED ${CALDERA_SLURM_FIXTURE} LABELS slurm TIMEOUT ${ARG_TIMEOUT} SKIP_RETURN_CODE 77
+    RESOURCE_LOCK caldera_slurm_cluster
+    ENVIRONMENT "SLURM_CONF=${CALDERA_SLURM_DIR}/slurm.conf;CALDERA_SLURM_DIR=${CALDERA_SLURM_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;CALDERA_TEST_DATA=${PROJECT_SOURCE_DIR}/tests/data;OPENBLAS_NUM_THREADS=1;OMP_NUM_THREADS=1;${ARG_ENVIRONMENT}")
+endfunction()

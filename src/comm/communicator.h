@@ -32,8 +32,10 @@ namespace caldera::comm {
 enum class ReduceOp : uint8_t { kSum, kMax, kMin };
 std::string_view to_string(ReduceOp op) noexcept;
 
-/// Largest element count one MPI call receives by default (MPI counts are `int`, so < 2^31).
-inline constexpr int64_t kDefaultMaxChunkElements = int64_t{1} << 30;
+/// Largest element count one MPI call receives by default: 2^26 (512 MiB of fp64). MPI counts are
+/// `int` (< 2^31), and some reduce algorithms allocate a temporary as large as the message, so a
+/// multi-GB Hessian goes in bounded pieces; per-call overhead is negligible at this size.
+inline constexpr int64_t kDefaultMaxChunkElements = int64_t{1} << 26;
 
 struct CommOptions {
   /// Collectives on longer buffers are split into calls of at most this many elements (bytes for

@@ -2,6 +2,13 @@
 // Included only by comm/ sources and comm's tests (MPI headers stay in comm, DESIGN §5).
 #pragma once
 
+// Only MPI's C API is used: skip the deprecated C++ bindings (compile time, warnings).
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include <source_location>

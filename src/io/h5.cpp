@@ -467,6 +467,24 @@ void H5File::close() {
   check(H5Fclose(id_.release()), "HDF5 file '" + file_.string() + "'", "H5Fclose");
 }
 
+std::vector<std::string> H5Group::member_names() const {
+  ErrorPrintingGuard quiet;
+  H5G_info_t info{};
+  check(H5Gget_info(id_.get(), &info), describe(), "H5Gget_info");
+  std::vector<std::string> names;
+  names.reserve(static_cast<std::size_t>(info.nlinks));
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t len = H5Lget_name_by_idx(id_.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (len < 0) fail(describe(), "H5Lget_name_by_idx");
+    std::string name(static_cast<std::size_t>(len) + 1, '\0');
+    if (H5Lget_name_by_idx(id_.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT) < 0)
+      fail(describe(), "H5Lget_name_by_idx");
+    name.resize(static_cast<std::size_t>(len));
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Verification
 

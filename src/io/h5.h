@@ -80,6 +80,8 @@ class H5Group {
   H5Group open_group(std::string_view name) const;
   /// Whether a link `name` exists in this group.
   bool contains(std::string_view name) const;
+  /// Names of the group's members (groups and datasets), sorted by name.
+  std::vector<std::string> member_names() const;
 
   /// Creates a chunked, Fletcher-32 dataset of `shape` (rank >= 1; zero-sized dimensions give an
   /// unchunked empty dataset), contents to be written with H5Dataset::write/write_slab.
