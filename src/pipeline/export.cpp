@@ -157,6 +157,22 @@ io::JsonValue quantization_config_json(const algo::Method& method, double avg_bi
   return q;
 }
 
+algo::MethodConfig method_config_from_quantization_config(const io::JsonValue& q, const std::string& where) {
+  const io::JsonValue* method = q.find("method");
+  const io::JsonValue* params = q.find("parameters");
+  if (method == nullptr || !method->is_string() || params == nullptr || !params->is_object())
+    raise<ConfigError>(where, ": quantization_config needs a string \"method\" and an object \"parameters\"");
+  algo::MethodConfig config;
+  try {
+    algo::apply_method_option(config, "method", method->as_string());
+    for (const auto& [key, value] : params->as_object())
+      algo::apply_method_option(config, key, value.is_string() ? value.as_string() : value.dump());
+  } catch (const ConfigError& e) {
+    raise<ConfigError>(where, ": quantization_config: ", e.what());
+  }
+  return config;
+}
+
 io::JsonValue read_quantization_config(const fs::path& dir) {
   const io::JsonValue config = io::JsonValue::read_file(dir / "config.json");
   const io::JsonValue* q = config.find("quantization_config");

@@ -11,28 +11,6 @@ namespace {
 
 using model::HessianInput;
 
-/// Lower triangle of the symmetric n×n `full`, row-major lower order (0,0), (1,0), (1,1), ...
-/// (spec §6.4, the order of io/hessian_file.h).
-std::vector<double> pack_lower(const HostMatrix<double>& full) {
-  const int64_t n = full.rows();
-  std::vector<double> packed(static_cast<size_t>(n * (n + 1) / 2));
-  size_t k = 0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j) packed[k++] = full(i, j);
-  return packed;
-}
-
-/// Inverse of pack_lower into `full` (both triangles).
-void unpack_lower(const std::vector<double>& packed, HostMatrix<double>& full) {
-  const int64_t n = full.rows();
-  size_t k = 0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j) {
-      full(i, j) = packed[k];
-      full(j, i) = packed[k++];
-    }
-}
-
 }  // namespace
 
 void HessianPhaseOptions::validate() const {
@@ -57,6 +35,10 @@ HessianPhase::HessianPhase(linalg::Backend& backend, comm::Communicator& world, 
   local_seqs_ = static_cast<int64_t>(ids_.size()) / options_.forward.seq_len;
   global_seqs_ = world_.allreduce_value<int64_t>(local_seqs_, comm::ReduceOp::kSum);
   CALDERA_CHECK_AS(ConfigError, global_seqs_ > 0, "hessians: no calibration sequences");
+  reducer_ = make_hessian_reducer(backend_, world_);
+  report_.reducer = std::string(reducer_->name());
+  log_info("hessians: ", global_seqs_, " sequences over ", world_.size(), " ranks (", local_seqs_,
+           " here), sums reduced by ", report_.reducer);
 }
 
 io::HessianFileMeta HessianPhase::meta(int64_t layer) const {
@@ -90,6 +72,18 @@ std::vector<LayerAction> HessianPhase::plan() const {
   return actions;
 }
 
+void HessianPhase::restore(int64_t next_layer, const HostMatrix<float>& activations) {
+  CALDERA_CHECK(next_layer_ == 0, "hessians: restore after layers were run");
+  CALDERA_CHECK(activations.rows() == static_cast<int64_t>(ids_.size()) && activations.cols() == source_.config().hidden_size,
+                "hessians: snapshot of ", activations.rows(), "x", activations.cols(), " activations, expected ",
+                ids_.size(), "x", source_.config().hidden_size);
+  hidden_ = backend_.upload(activations.cview(), "hessian activations");
+  embedded_ = true;
+  for (int64_t l = 0; l < next_layer; ++l) report_.files.push_back(io::hessian_file_path(options_.workdir, l));
+  report_.layers_reused += next_layer;
+  next_layer_ = next_layer;
+}
+
 void HessianPhase::ensure_embedded() {
   if (embedded_) return;
   hidden_ = model::embed_sequences(backend_, source_, ids_);
@@ -116,7 +110,7 @@ void HessianPhase::run_layer(int64_t layer, LayerAction action) {
                                  collect ? &taps_ : nullptr);
   }
   if (collect) {
-    reduce_and_write(layer, taps_);
+    reduce_and_write(layer);
     ++report_.layers_collected;
     log_info("hessians: layer ", layer, "/", config.num_hidden_layers, " collected (", watch.elapsed_s(), " s)");
   } else {
@@ -126,25 +120,20 @@ void HessianPhase::run_layer(int64_t layer, LayerAction action) {
   report_.files.push_back(path);
 }
 
-void HessianPhase::reduce_and_write(int64_t layer, const model::HessianTaps& taps) {
+void HessianPhase::reduce_and_write(int64_t layer) {
   const bool writer = world_.rank() == options_.writer_rank;
   io::LayerHessians h;
   h.meta = meta(layer);
   for (HessianInput input : model::kAllHessianInputs) {
-    HostMatrix<double> sum = backend_.download(taps.sum(input));
-    std::vector<double> packed = pack_lower(sum);
-    world_.reduce_sum(packed, options_.writer_rank);
-    const HostMatrix<double> mu_host = backend_.download(taps.mu_sum(input));
-    std::vector<double> mu(mu_host.storage());
-    world_.reduce_sum(mu, options_.writer_rank);
-    const int64_t count = world_.allreduce_value<int64_t>(taps.count(input), comm::ReduceOp::kSum);
+    HostMatrix<double> sum = reduce_fixed_symmetric(input, taps_.sum_fixed(input));
+    HostMatrix<double> mu = reduce_fixed_vector(taps_.mu_sum_fixed(input));
+    const int64_t count = world_.allreduce_value<int64_t>(taps_.count(input), comm::ReduceOp::kSum);
     if (!writer) continue;
-    unpack_lower(packed, sum);
     io::HessianSum& s = h[input];
     s.n = sum.rows();
     s.count = count;
     s.sum = std::move(sum);
-    s.mu_sum = std::move(mu);
+    s.mu_sum = std::move(mu.storage());
   }
   if (!writer) return;
   const auto path = io::hessian_file_path(options_.workdir, layer);
@@ -152,6 +141,43 @@ void HessianPhase::reduce_and_write(int64_t layer, const model::HessianTaps& tap
   const io::PublishedFile published = io::write_hessian_file(path, h);
   log_debug("hessians: wrote ", published.path.string(), " (", published.size_bytes, " bytes, sha256 ",
             published.sha256, ")");
+}
+
+// The fixed-point sums travel as three exactly representable fp64 chunks (Backend::fixed_chunk):
+// the reducers add integers below 2^53, which is exact in any order, so the result on the writer is
+// the exact total whatever the world size; it is rounded to fp64 once, there.
+HostMatrix<double> HessianPhase::reduce_fixed_symmetric(HessianInput input, MatrixView<const Fixed128> sum) {
+  const int64_t n = sum.rows;
+  auto chunk = backend_.make<double>(n, n, detail::concat("hessian reduce chunk ", model::to_string(input)));
+  HostMatrix<double> parts[3];
+  for (int k = 0; k < 3; ++k) {
+    backend_.fixed_chunk(sum, k, chunk.view());
+    parts[k] = reducer_->reduce_symmetric(chunk.view(), options_.writer_rank);
+  }
+  if (world_.rank() != options_.writer_rank) return {};
+  HostMatrix<double> out(n, n);
+  for (int64_t i = 0; i < out.size(); ++i) {
+    const double c[3] = {parts[0].data()[i], parts[1].data()[i], parts[2].data()[i]};
+    out.data()[i] = from_fixed(chunks_to_fixed(c));
+  }
+  return out;
+}
+
+HostMatrix<double> HessianPhase::reduce_fixed_vector(MatrixView<const Fixed128> v) {
+  auto chunk = backend_.make<double>(1, v.size(), "hessian reduce chunk mu_sum");
+  std::vector<double> parts[3];
+  for (int k = 0; k < 3; ++k) {
+    backend_.fixed_chunk(v, k, chunk.view());
+    parts[k] = reducer_->reduce_vector(chunk.view(), options_.writer_rank);
+  }
+  if (world_.rank() != options_.writer_rank) return {};
+  HostMatrix<double> out(1, v.size());
+  for (int64_t i = 0; i < out.size(); ++i) {
+    const double c[3] = {parts[0][static_cast<size_t>(i)], parts[1][static_cast<size_t>(i)],
+                         parts[2][static_cast<size_t>(i)]};
+    out.data()[i] = from_fixed(chunks_to_fixed(c));
+  }
+  return out;
 }
 
 HessianPhaseReport HessianPhase::run() {

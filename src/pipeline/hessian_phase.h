@@ -4,11 +4,13 @@
 // the four linear inputs (qkv, o, up, down; spec §6.1), S = Σ x xᵀ and Σ x in fp64 and the token
 // count (spec §6.2: every position of every full sequence, BOS included). The layer's outputs
 // become the next layer's inputs. The sums are reduced over ranks to the writer rank (MPI reduce of
-// fp64 host arrays, the lower triangle packed to halve the traffic), which writes
+// fp64 host arrays with the lower triangle packed, or NCCL on device buffers where usable:
+// pipeline/hessian_reduce.h), which writes
 // <workdir>/hessians/layer_NNN.h5 atomically (io/hessian_file.h).
 //
-// Results depend on the world size only through the summation order of the reduction (and of the
-// per-rank accumulation over fewer or more rows): 1, 2 or 3 ranks agree to ~1e-15 relative.
+// Results do not depend on the world size: the taps accumulate each sequence's sums exactly in fixed
+// point (model::HessianTaps) and the reduction over ranks adds exact integer chunks, so 1, 2 or 3
+// ranks write bit-identical files (DESIGN §3).
 //
 // Resume: a layer whose file already exists and verifies (format, checksums, meta equal to this
 // run's model fingerprint, calibration hash, seq_len and layer) is not recomputed; its forward
@@ -28,6 +30,7 @@
 #include "linalg/backend.h"
 #include "model/forward.h"
 #include "model/weight_source.h"
+#include "pipeline/hessian_reduce.h"
 
 namespace caldera::pipeline {
 
@@ -58,6 +61,7 @@ struct HessianPhaseReport {
   int64_t sequences = 0;       ///< over all ranks
   int64_t tokens = 0;          ///< rows accumulated per input per layer, over all ranks
   double seconds = 0;          ///< wall time on this rank
+  std::string reducer;         ///< HessianReducer::name() of the reduction used
   std::vector<std::filesystem::path> files;  ///< every layer's file, in layer order
 };
 
@@ -79,9 +83,21 @@ class HessianPhase {
   /// plan() then run_layer for every layer; returns the report.
   HessianPhaseReport run();
 
+  /// The activation state (this rank's activations entering layer next_layer(), backend memory),
+  /// for snapshots (pipeline/activation_snapshot.h). Empty before the first run_layer.
+  MatrixView<const float> activations() const { return hidden_.cview(); }
+  int64_t next_layer() const noexcept { return next_layer_; }
+  int64_t local_sequences() const noexcept { return local_seqs_; }
+  /// Continues from a snapshot: `activations` (local tokens × hidden) enter layer `next_layer`.
+  void restore(int64_t next_layer, const HostMatrix<float>& activations);
+  /// The report so far (counts and files of the layers run).
+  const HessianPhaseReport& report() const noexcept { return report_; }
+
  private:
   void ensure_embedded();
-  void reduce_and_write(int64_t layer, const model::HessianTaps& taps);
+  void reduce_and_write(int64_t layer);
+  HostMatrix<double> reduce_fixed_symmetric(model::HessianInput input, MatrixView<const Fixed128> sum);
+  HostMatrix<double> reduce_fixed_vector(MatrixView<const Fixed128> v);
   io::HessianFileMeta meta(int64_t layer) const;
 
   linalg::Backend& backend_;
@@ -95,6 +111,7 @@ class HessianPhase {
   bool embedded_ = false;
   linalg::Matrix<float> hidden_;  ///< the state: this rank's activations entering layer next_layer_
   model::HessianTaps taps_;
+  std::unique_ptr<HessianReducer> reducer_;
   HessianPhaseReport report_;
 };
 

@@ -624,3 +624,58 @@ TEST_F(BackendOps, EmptyShapesAreNoOps) {
 
 }  // namespace
 }  // namespace caldera::linalg
+
+namespace caldera::linalg {
+namespace {
+
+TEST_F(BackendOps, AccumulateFixedIsExactAndMatchesHostConversion) {
+  auto g1 = test::random_normal_f64(37, 53, 21);
+  auto g2 = test::random_normal_f64(37, 53, 22);
+  for (int64_t i = 0; i < g1.size(); ++i) g1.data()[i] *= 1e6;
+  HostMatrix<Fixed128> acc0(37, 53);
+  auto dacc = up(acc0);
+  auto d1 = up(g1), d2 = up(g2);
+  be_->accumulate_fixed(d1.view(), dacc.view());
+  be_->accumulate_fixed(d2.view(), dacc.view());
+  auto acc = be_->download(dacc);
+  for (int64_t i = 0; i < acc.size(); ++i)
+    ASSERT_TRUE(acc.data()[i] == to_fixed(g1.data()[i]) + to_fixed(g2.data()[i])) << i;
+  // Strided sub-views.
+  be_->accumulate_fixed(d1.view().block(3, 4, 10, 11), dacc.view().block(3, 4, 10, 11));
+  acc = be_->download(dacc);
+  EXPECT_TRUE(acc(3, 4) == 2 * to_fixed(g1(3, 4)) + to_fixed(g2(3, 4)));
+  EXPECT_TRUE(acc(0, 0) == to_fixed(g1(0, 0)) + to_fixed(g2(0, 0)));
+  // Out-of-range and non-finite entries are rejected.
+  g1(5, 5) = std::nan("");
+  auto bad = up(g1);
+  EXPECT_THROW(be_->accumulate_fixed(bad.view(), dacc.view()), NumericError);
+  g1(5, 5) = 1e30;
+  bad = up(g1);
+  EXPECT_THROW(be_->accumulate_fixed(bad.view(), dacc.view()), NumericError);
+}
+
+}  // namespace
+}  // namespace caldera::linalg
+
+namespace caldera::linalg {
+namespace {
+
+TEST_F(BackendOps, FixedChunksRecombineExactly) {
+  HostMatrix<Fixed128> acc(9, 13);
+  for (int64_t i = 0; i < acc.size(); ++i)
+    acc.data()[i] = (Fixed128{i * 7919 - 31} << (i % 80)) * ((i % 3 == 0) ? -1 : 1);
+  auto dacc = up(acc);
+  HostMatrix<double> c[3];
+  for (int k = 0; k < 3; ++k) {
+    auto d = be_->make<double>(9, 13, "chunk");
+    be_->fixed_chunk(dacc.cview(), k, d.view());
+    c[k] = be_->download(d);
+  }
+  for (int64_t i = 0; i < acc.size(); ++i) {
+    const double parts[3] = {c[0].data()[i], c[1].data()[i], c[2].data()[i]};
+    ASSERT_TRUE(chunks_to_fixed(parts) == acc.data()[i]) << i;
+  }
+}
+
+}  // namespace
+}  // namespace caldera::linalg

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/fixed_point.h"
 #include "core/matrix.h"
 #include "core/rng.h"
 
@@ -112,6 +113,21 @@ struct ReduceArgs {
   double* result = nullptr;  ///< one double; written even for empty a (0)
 };
 
+/// acc(i,j) += to_fixed(g(i,j)) (core/fixed_point.h); entries that are not finite or out of range
+/// are skipped and counted into *bad_count (device, one unsigned long long, not reset by the kernel).
+struct FixedAccumulateArgs {
+  MatrixView<const double> g;
+  MatrixView<Fixed128> acc;
+  unsigned long long* bad_count = nullptr;
+};
+
+/// out(i,j) = chunk `chunk` of fixed_to_chunks(acc(i,j)) (core/fixed_point.h).
+struct FixedChunkArgs {
+  MatrixView<const Fixed128> acc;
+  int chunk = 0;
+  MatrixView<double> out;
+};
+
 // ---- the three entry points, for every Args above -------------------------------------------------
 #define CALDERA_ELEMENTWISE_DECLARE(ArgsType)                                                         \
   [[nodiscard]] bool elementwise_can_implement(const ArgsType& args) noexcept;                        \
@@ -133,6 +149,8 @@ CALDERA_ELEMENTWISE_DECLARE(TriangleArgs<float>)
 CALDERA_ELEMENTWISE_DECLARE(TriangleArgs<double>)
 CALDERA_ELEMENTWISE_DECLARE(ReduceArgs<float>)
 CALDERA_ELEMENTWISE_DECLARE(ReduceArgs<double>)
+CALDERA_ELEMENTWISE_DECLARE(FixedAccumulateArgs)
+CALDERA_ELEMENTWISE_DECLARE(FixedChunkArgs)
 
 #undef CALDERA_ELEMENTWISE_DECLARE
 

@@ -420,6 +420,25 @@ double CudaBackend::sum_squares(MatrixView<const double> a) {
 }
 double CudaBackend::dot(MatrixView<const float> a, MatrixView<const float> b) { return dot_t(*this, a, b); }
 double CudaBackend::dot(MatrixView<const double> a, MatrixView<const double> b) { return dot_t(*this, a, b); }
+void CudaBackend::accumulate_fixed(MatrixView<const double> g, MatrixView<Fixed128> acc) {
+  CALDERA_CHECK(same_shape(g, acc), "accumulate_fixed: ", g.rows, "x", g.cols, " vs ", acc.rows, "x", acc.cols);
+  if (g.empty()) return;
+  DeviceBuffer<unsigned long long> bad(*this, 1, "accumulate_fixed");
+  CALDERA_CUDA_CHECK(cudaMemsetAsync(bad.data(), 0, sizeof(unsigned long long), stream()));
+  run_elementwise(*this, kernels::FixedAccumulateArgs{.g = g, .acc = acc, .bad_count = bad.data()}, "accumulate_fixed");
+  unsigned long long host = 0;
+  copy_2d(CopyKind::kBackendToHost, bad.data(), sizeof(host), &host, sizeof(host), sizeof(host), 1);
+  if (host > 0)
+    raise<NumericError>("accumulate_fixed: ", host, " entries are not finite or exceed ", kFixedMaxMagnitude,
+                        " in magnitude");
+}
+
+void CudaBackend::fixed_chunk(MatrixView<const Fixed128> acc, int chunk, MatrixView<double> out) {
+  CALDERA_CHECK(same_shape(acc, out), "fixed_chunk: ", acc.rows, "x", acc.cols, " vs ", out.rows, "x", out.cols);
+  CALDERA_CHECK(chunk >= 0 && chunk < 3, "fixed_chunk: chunk ", chunk, " is not 0, 1 or 2");
+  run_elementwise(*this, kernels::FixedChunkArgs{.acc = acc, .chunk = chunk, .out = out}, "fixed_chunk");
+}
+
 bool CudaBackend::all_finite(MatrixView<const float> a) {
   return reduce_t(*this, kernels::ReduceOp::kCountNonFinite, a, {}, "all_finite") == 0.0;
 }

@@ -113,6 +113,12 @@ TEST(HfConfig, RopeThetaLocations) {
   EXPECT_DOUBLE_EQ(parse_hf_config(llama_json(R"("rope_theta":123.0)"), "x").rope_theta, 123.0);
   EXPECT_DOUBLE_EQ(
       parse_hf_config(llama_json(R"("rope_parameters":{"rope_type":"default","rope_theta":77.0})"), "x").rope_theta, 77.0);
+  EXPECT_DOUBLE_EQ(parse_hf_config(llama_json(R"("rope_parameters":{"rope_theta":55.0})"), "x").rope_theta, 55.0);
+  expect_error<ConfigError>(
+      [] { parse_hf_config(llama_json(R"("rope_parameters":{"rope_theta":5.0,"partial_rotary_factor":0.5})"), "c"); },
+      {"rope_parameters.partial_rotary_factor", "unsupported"});
+  expect_error<ConfigError>([] { parse_hf_config(llama_json(R"("rope_scaling":{"factor":2.0})"), "c"); },
+                            {"rope_scaling.rope_type", "missing"});
   expect_error<ConfigError>(
       [] { parse_hf_config(llama_json(R"("rope_theta":1.0,"rope_parameters":{"rope_type":"default","rope_theta":2.0})"), "cfg.json"); },
       {"cfg.json", "rope_theta", "contradicts"});
@@ -150,8 +156,8 @@ TEST(HfConfig, UnknownModelType) {
 }
 
 TEST(HfConfig, UnknownFieldIsNamed) {
-  expect_error<ConfigError>([] { parse_hf_config(llama_json(R"("quantization_config":{"bits":4})"), "c.json"); },
-                            {"c.json", "quantization_config", "unsupported field"});
+  expect_error<ConfigError>([] { parse_hf_config(llama_json(R"("sliding_attention_layers":[1,2])"), "c.json"); },
+                            {"c.json", "sliding_attention_layers", "unsupported field"});
 }
 
 TEST(HfConfig, WrongActivationAndTypes) {
