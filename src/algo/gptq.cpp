@@ -134,7 +134,7 @@ std::vector<std::pair<std::string, std::string>> GptqParams::key_values() const 
   return {{"bits", std::to_string(bits)},
           {"group_size", std::to_string(group_size)},
           {"percdamp", caldera::detail::concat(percdamp)},
-          {"act_order", order == ColumnOrder::kActOrder ? "true" : "false"},
+          {"act_order", order == ColumnOrder::kActOrder ? "on" : "off"},
           {"block_size", std::to_string(block_size)}};
 }
 

@@ -39,7 +39,7 @@ struct GptqParams {
   int bits = 4;                 ///< --bits: code bits, 2..8
   int64_t group_size = 128;     ///< --group-size: columns per scale group; 0 = per-channel (one group per row)
   double percdamp = 0.01;       ///< --percdamp: λ = percdamp · mean diag(H) (GPTQ's default 0.01)
-  ColumnOrder order = ColumnOrder::kActOrder;  ///< --act-order true|false
+  ColumnOrder order = ColumnOrder::kActOrder;  ///< --act-order on|off
   int64_t block_size = 128;     ///< --block-size: lazy-update block width (speed only)
 
   /// Every invalid option, one message each naming it (empty when valid).

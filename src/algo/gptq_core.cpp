@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "algo/hessian.h"
 #include "core/log.h"
 #include "core/timer.h"
 
@@ -218,32 +219,17 @@ HostMatrix<float> gptq_quantize(linalg::Backend& backend, MatrixView<const float
 
 double hessian_relative_error(linalg::Backend& backend, MatrixView<const float> w, MatrixView<const float> w_hat,
                               const InputStats& stats) {
-  const int64_t n = w.cols;
   CALDERA_CHECK(same_shape(w, w_hat), "hessian_relative_error: W is ", w.rows, "x", w.cols, " but Ŵ is ", w_hat.rows,
                 "x", w_hat.cols);
-  CALDERA_CHECK(stats.sum_xxt.rows() == n && stats.sum_xxt.cols() == n, "hessian_relative_error: Σxxᵀ is ",
-                stats.sum_xxt.rows(), "x", stats.sum_xxt.cols(), " for ", n, " input columns");
-  // caldera-quipsharp.md §6.5: H / mean(diag H) + 0.01·I (the 1/count of E[xxᵀ] cancels).
-  double mean_diag = 0.0;
-  for (int64_t j = 0; j < n; ++j) mean_diag += stats.sum_xxt(j, j);
-  mean_diag /= static_cast<double>(n);
-  linalg::Matrix<float> h = backend.make<float>(n, n, "rel_error.h");
-  {
-    linalg::Matrix<double> hd = backend.upload(stats.sum_xxt.cview(), "rel_error.h64");
-    if (mean_diag > 0) backend.scale(hd.view(), 1.0 / mean_diag);
-    backend.add_diagonal(hd.view(), 0.01);
-    backend.convert(hd.cview(), h.view());
-  }
-  linalg::Matrix<float> wd = backend.upload(w, "rel_error.w");
-  linalg::Matrix<float> delta = backend.upload(w_hat, "rel_error.delta");
-  backend.axpby(-1.0f, wd.cview(), 1.0f, delta.view());
-  linalg::Matrix<float> p = backend.make<float>(w.rows, n, "rel_error.p");
-  backend.gemm(linalg::Op::kNoTrans, linalg::Op::kNoTrans, 1.0f, delta.cview(), h.cview(), 0.0f, p.view());
-  const double num = backend.dot(p.cview(), delta.cview());
-  backend.gemm(linalg::Op::kNoTrans, linalg::Op::kNoTrans, 1.0f, wd.cview(), h.cview(), 0.0f, p.view());
-  const double den = backend.dot(p.cview(), wd.cview());
-  if (den <= 0) return num > 0 ? INFINITY : 0.0;
-  return std::sqrt(std::max(num, 0.0) / den);
+  // The metric every method reports (algo/hessian.h): H of caldera-quipsharp.md §6.5, REL_ERR §1.3.
+  const HostMatrix<double> h64 = process_hessian(stats, w.cols, kDefaultHessianRidge, "GPTQ/SpQR error metric");
+  HostMatrix<float> h32(h64.rows(), h64.cols());
+  for (int64_t k = 0; k < h32.size(); ++k) h32.data()[k] = static_cast<float>(h64.data()[k]);
+  const linalg::Matrix<float> h = backend.upload(h32.cview(), "rel_error.h");
+  const linalg::Matrix<float> wd = backend.upload(w, "rel_error.w");
+  const linalg::Matrix<float> wh = backend.upload(w_hat, "rel_error.w_hat");
+  ActivationErrorMeter meter(backend, wd.cview(), h.cview());
+  return meter.rel_error(wh.cview());
 }
 
 }  // namespace caldera::algo

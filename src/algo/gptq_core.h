@@ -113,9 +113,11 @@ int64_t effective_block_size(int64_t block_size, int64_t group_size, int64_t n);
 HostMatrix<float> gptq_quantize(linalg::Backend& backend, MatrixView<const float> w, const GptqHessian& hessian,
                                 ColumnQuantizer& quantizer, const GptqLoopOptions& options);
 
-/// The shared error metric of UnitMetrics::rel_error: sqrt(tr(ΔHΔᵀ)/tr(WHWᵀ)), Δ = Ŵ − W, with H
-/// processed as caldera-quipsharp.md §6.5 (Σxxᵀ scaled to mean diagonal 1, plus 0.01·I).
-/// w, w_hat: m×n host, original coordinates. Runs its two GEMMs on `backend`.
+/// The shared error metric of UnitMetrics::rel_error (algo/hessian.h: process_hessian with the
+/// default ridge, ActivationErrorMeter): sqrt(tr(ΔHΔᵀ)/tr(WHWᵀ)), Δ = Ŵ − W, H processed as
+/// caldera-quipsharp.md §6.5 (Σxxᵀ/count scaled to mean diagonal 1, plus 0.01·I).
+/// w, w_hat: m×n host, original coordinates. Runs its GEMMs on `backend`. Throws NumericError
+/// when every input of the layer is zero (no metric exists).
 double hessian_relative_error(linalg::Backend& backend, MatrixView<const float> w, MatrixView<const float> w_hat,
                               const InputStats& stats);
 

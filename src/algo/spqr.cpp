@@ -112,8 +112,8 @@ std::vector<std::pair<std::string, std::string>> SpqrParams::key_values() const 
           {"outlier_threshold", caldera::detail::concat(outlier_threshold)},
           {"outlier_max_rate", caldera::detail::concat(outlier_max_rate)},
           {"percdamp", caldera::detail::concat(percdamp)},
-          {"act_order", order == ColumnOrder::kActOrder ? "true" : "false"},
-          {"simplified_outliers", outlier_selection == OutlierSelection::kSimplified ? "true" : "false"},
+          {"act_order", order == ColumnOrder::kActOrder ? "on" : "off"},
+          {"simplified_outliers", outlier_selection == OutlierSelection::kSimplified ? "on" : "off"},
           {"block_size", std::to_string(block_size)}};
 }
 

@@ -55,8 +55,8 @@ struct SpqrParams {
   double outlier_threshold = 0.2;    ///< --outlier-threshold: τ (relative); inf = no outliers
   double outlier_max_rate = 0.01;    ///< --outlier-max-rate: per-matrix budget for the τ search; >= 1 disables it
   double percdamp = 1.0;             ///< --percdamp: the paper's SpQR runs use 1.0 (spqr.md §3.3)
-  ColumnOrder order = ColumnOrder::kActOrder;                       ///< --act-order true|false
-  OutlierSelection outlier_selection = OutlierSelection::kLeaveOneOut;  ///< --simplified-outliers
+  ColumnOrder order = ColumnOrder::kActOrder;                       ///< --act-order on|off
+  OutlierSelection outlier_selection = OutlierSelection::kLeaveOneOut;  ///< --simplified-outliers on|off
   int64_t block_size = 128;          ///< --block-size: GPTQ lazy-update block width (speed only)
 
   SpqrFormat format() const;

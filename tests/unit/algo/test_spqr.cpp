@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <map>
 #include <numeric>
 #include <vector>
 
+#include "algo/method_factory.h"
 #include "algo/spqr.h"
 #include "core/dtype.h"
 #include "test_util.h"
@@ -261,6 +264,75 @@ TEST(SpqrMethodTest, InvalidParametersAndMalformedTensorsAreRejected) {
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["codes"].shape[0] -= 1; })), IoError);
   EXPECT_THROW(method->reconstruct(test::cpu_backend(), broken([](TensorMap& t) { t["outlier_cols"].as_mut<uint16_t>()[0] = 40; })),
                IoError);
+}
+
+
+/// `key = value` lines of an INI preset (no sections; '#' comments), in order.
+std::vector<std::pair<std::string, std::string>> read_preset(const std::string& name) {
+  const auto path = test::data_dir() / ".." / ".." / "configs" / name;
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  std::vector<std::pair<std::string, std::string>> kv;
+  std::string line;
+  auto trim = [](std::string t) {
+    t.erase(0, t.find_first_not_of(" \t"));
+    t.erase(t.find_last_not_of(" \t") + 1);
+    return t;
+  };
+  while (std::getline(in, line)) {
+    line = trim(line.substr(0, line.find('#')));
+    if (line.empty()) continue;
+    const auto eq = line.find('=');
+    kv.emplace_back(trim(line.substr(0, eq)), trim(line.substr(eq + 1)));
+  }
+  return kv;
+}
+
+TEST(SpqrFactory, PresetsBuildTheDocumentedConfigurations) {
+  auto load = [](const std::string& name) {
+    MethodConfig c;
+    for (const auto& [k, v] : read_preset(name)) apply_method_option(c, k, v);  // "method" comes first
+    return c;
+  };
+  const MethodConfig nl = load("spqr-near-lossless.ini");
+  EXPECT_EQ(nl.method, MethodKind::kSpqr);
+  EXPECT_DOUBLE_EQ(spqr_average_bits(nl.spqr.format(), 0.0), 4.625);
+  EXPECT_DOUBLE_EQ(nl.spqr.percdamp, 1.0);
+  EXPECT_EQ(make_method(nl)->name(), "spqr");
+  const MethodConfig s3 = load("spqr-3bit.ini");
+  EXPECT_DOUBLE_EQ(spqr_average_bits(s3.spqr.format(), 0.0), 3.875);
+  EXPECT_EQ(s3.spqr.order, ColumnOrder::kActOrder);
+  const MethodConfig g4 = load("gptq-4bit-g128.ini"), g3 = load("gptq-3bit-g128.ini");
+  EXPECT_EQ(g4.method, MethodKind::kGptq);
+  EXPECT_EQ(g4.gptq.bits, 4);
+  EXPECT_EQ(g3.gptq.bits, 3);
+  EXPECT_EQ(g3.gptq.group_size, 128);
+  EXPECT_EQ(make_method(g4)->name(), "gptq");
+}
+
+TEST(SpqrFactory, OptionsParseAndProblemsNameThem) {
+  MethodConfig c;
+  apply_method_option(c, "method", "spqr");
+  apply_method_option(c, "outlier-threshold", "inf");
+  apply_method_option(c, "simplified-outliers", "on");
+  apply_method_option(c, "act-order", "off");
+  EXPECT_TRUE(std::isinf(c.spqr.outlier_threshold));
+  EXPECT_EQ(c.spqr.outlier_selection, OutlierSelection::kSimplified);
+  EXPECT_EQ(c.spqr.order, ColumnOrder::kIdentity);
+  EXPECT_THROW(apply_method_option(c, "act-order", "maybe"), ConfigError);
+  apply_method_option(c, "stat-bits", "12");
+  apply_method_option(c, "percdamp", "-1");
+  const auto problems = c.problems();
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_NE(problems[0].find("--stat-bits"), std::string::npos);
+  EXPECT_NE(problems[1].find("--percdamp"), std::string::npos);
+  EXPECT_THROW(make_method(c), ConfigError);
+  std::map<std::string, std::string> params;
+  apply_method_option(c, "method", "gptq");
+  apply_method_option(c, "group-size", "0");
+  for (const auto& [k, v] : make_method(c)->parameters()) params[k] = v;
+  EXPECT_EQ(params["group_size"], "0");
+  EXPECT_EQ(params["bits"], "4");
 }
 
 }  // namespace
