@@ -39,8 +39,10 @@ void check_target(RankSearchMode mode, double target) {
                    ": a target in (0, 1] expected, found ", target);
 }
 
-/// Fills the summary figures of `a` from its matrices.
-void summarize(RankAllocation& a) {
+}  // namespace
+
+void RankAllocation::update_summary() {
+  RankAllocation& a = *this;
   double params = 0, numel = 0, cached = 0, original = 0, nominal = 0;
   for (const auto& m : a.matrices) {
     const double mn = static_cast<double>(m.shape.rows) * static_cast<double>(m.shape.cols);
@@ -56,6 +58,8 @@ void summarize(RankAllocation& a) {
   a.kv_cache_ratio = original > 0 ? cached / original : 1.0;
   a.achieved = a.mode == RankSearchMode::kWeights ? (numel > 0 ? nominal / numel : 1.0) : a.kv_cache_ratio;
 }
+
+namespace {
 
 struct ListEntry {
   size_t matrix;
@@ -88,7 +92,7 @@ class ConfigEvaluator {
       m.rank = compressing_rank(table_.mode, s, m.ratio);
       a.matrices.push_back(std::move(m));
     }
-    summarize(a);
+    a.update_summary();
     return a;
   }
   double quantity(int64_t k) const { return config(k).achieved; }
@@ -107,7 +111,9 @@ std::string_view to_string(RankSearchMode mode) noexcept {
 std::string MatrixShape::name() const {
   char buf[16];
   std::snprintf(buf, sizeof(buf), "L%03d.", layer);
-  return buf + matrix;
+  std::string out(buf);
+  out += matrix;
+  return out;
 }
 
 bool MatrixShape::is_kv_projection() const { return matrix == "self_attn.k_proj" || matrix == "self_attn.v_proj"; }
@@ -228,7 +234,7 @@ RankAllocation uniform_allocation(const std::vector<MatrixShape>& matrices, Rank
     m.rank = compressing_rank(mode, s, target);
     a.matrices.push_back(std::move(m));
   }
-  summarize(a);
+  a.update_summary();
   a.reachable = true;
   return a;
 }
@@ -242,6 +248,34 @@ double overall_param_ratio(const RankAllocation& allocation, const std::vector<M
     params += m != nullptr ? static_cast<double>(m->params()) : mn;
   }
   return numel > 0 ? params / numel : 1.0;
+}
+
+double weight_target_with_kv(const RankAllocation& kv, const std::vector<MatrixShape>& others, double overall_target) {
+  check_target(RankSearchMode::kWeights, overall_target);
+  double n_kv = 0, p_kv = 0, n_others = 0;
+  for (const auto& m : kv.matrices) {
+    n_kv += static_cast<double>(m.shape.rows) * static_cast<double>(m.shape.cols);
+    p_kv += static_cast<double>(m.params());
+  }
+  for (const auto& s : others) n_others += static_cast<double>(s.rows) * static_cast<double>(s.cols);
+  CALDERA_CHECK(n_others > 0, "weight_target_with_kv: no matrices besides the k/v projections");
+  const double t = (overall_target * (n_kv + n_others) - p_kv) / n_others;
+  CALDERA_CHECK_AS(ConfigError, t > 0.0, "--param-ratio ", overall_target, ": the k/v projections factorized for ",
+                   "--kv-ratio keep ", p_kv, " parameters, more than the whole budget of ",
+                   overall_target * (n_kv + n_others));
+  return t;
+}
+
+RankAllocation combine_allocations(const RankAllocation& kv, const RankAllocation& weights) {
+  RankAllocation a = weights;
+  a.mode = RankSearchMode::kWeights;
+  for (const auto& m : kv.matrices) {
+    CALDERA_CHECK(a.find(m.shape.layer, m.shape.matrix) == nullptr, "combine_allocations: ", m.shape.name(),
+                  " is in both allocations");
+    a.matrices.push_back(m);
+  }
+  a.update_summary();
+  return a;
 }
 
 }  // namespace caldera::algo

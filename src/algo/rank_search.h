@@ -100,6 +100,8 @@ struct RankAllocation {
 
   /// The allocation of (layer, matrix), or nullptr when that matrix was not searched.
   const MatrixAllocation* find(int layer, std::string_view matrix) const;
+  /// Recomputes param_ratio, kv_cache_ratio and (from nominal ratios) achieved from `matrices`.
+  void update_summary();
 };
 
 /// Spec §5.2 binary search over the sensitivity list, with the fixes of pitfalls 8, 9 and 14:
@@ -117,6 +119,20 @@ struct RankAllocation {
 /// Throws ConfigError for a target ≤ 0 (or > 1 in kv mode).
 [[nodiscard]] RankAllocation uniform_allocation(const std::vector<MatrixShape>& matrices, RankSearchMode mode,
                                                 double target);
+
+/// Both searches at once (--param-ratio < 1 and --kv-ratio < 1): the weight-mode target for the
+/// non-k/v matrices `others` so that the overall param ratio over others ∪ kv.matrices is
+/// `overall_target`, the k/v projections counting with their actual parameters r(m+n):
+///   target' = (overall_target · N_all − P_kv) / N_others.
+/// Values ≥ 1 mean the KV allocation alone meets the target (the caller keeps `others` dense).
+/// Throws ConfigError naming --param-ratio when target' ≤ 0 (the factorized k/v projections alone
+/// keep more parameters than the whole budget allows).
+[[nodiscard]] double weight_target_with_kv(const RankAllocation& kv, const std::vector<MatrixShape>& others,
+                                           double overall_target);
+/// One allocation holding the matrices of both: mode kWeights, the weight search's threshold,
+/// step and reachability, summary figures recomputed over all matrices. Throws Error when a
+/// matrix appears in both.
+[[nodiscard]] RankAllocation combine_allocations(const RankAllocation& kv, const RankAllocation& weights);
 
 /// Param ratio over `all` (the whole candidate set) when the matrices of `allocation` take their
 /// ranks and every other matrix stays dense: what `run --json` reports as "param_ratio".

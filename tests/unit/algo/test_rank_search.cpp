@@ -185,5 +185,26 @@ TEST(RankSearch, UniformAllocations) {
   EXPECT_NEAR(overall_param_ratio(kv, shapes), (total - 256.0 * 512 + 128.0 * 768) / total, 1e-15);
 }
 
+TEST(RankSearch, CombinedKvAndWeightTargets) {
+  // KV allocation: k/v 256×512 at rank 128 each (r(m+n) = 98304 params, dense 131072).
+  const std::vector<MatrixShape> kv_shapes = {{0, "self_attn.k_proj", 256, 512}, {0, "self_attn.v_proj", 256, 512}};
+  const RankAllocation kv = uniform_allocation(kv_shapes, RankSearchMode::kKvCache, 0.5);
+  const std::vector<MatrixShape> others = {{0, "self_attn.q_proj", 512, 512}, {0, "mlp.up_proj", 1408, 512}};
+  const double n_others = 512.0 * 512 + 1408.0 * 512, n_kv = 2 * 131072.0, p_kv = 2 * 98304.0;
+  const double t = weight_target_with_kv(kv, others, 0.9);
+  EXPECT_NEAR(t, (0.9 * (n_kv + n_others) - p_kv) / n_others, 1e-15);
+  // Allocating the others at exactly t gives the overall nominal ratio 0.9.
+  const RankAllocation w = uniform_allocation(others, RankSearchMode::kWeights, t);
+  const RankAllocation all = combine_allocations(kv, w);
+  EXPECT_EQ(all.matrices.size(), 4u);
+  EXPECT_DOUBLE_EQ(all.kv_cache_ratio, 0.5);
+  double params = p_kv;
+  for (const auto& m : w.matrices) params += double(m.params());
+  EXPECT_NEAR(all.param_ratio, params / (n_kv + n_others), 1e-15);
+  EXPECT_NEAR(all.param_ratio, 0.9, 0.01);
+  EXPECT_THROW((void)combine_allocations(kv, kv), Error);
+  EXPECT_THROW((void)weight_target_with_kv(kv, others, 0.05), ConfigError);
+}
+
 }  // namespace
 }  // namespace caldera::algo
