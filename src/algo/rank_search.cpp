@@ -24,15 +24,6 @@ MatrixAllocation dense_allocation(RankSearchMode mode, const MatrixShape& s) {
   return a;
 }
 
-/// Rank of `s` at `ratio`, or kDense when that rank would not compress (weights: ρ ≥ 1; kv cache:
-/// r ≥ d_kv, i.e. nothing saved in the cache).
-int64_t compressing_rank(RankSearchMode mode, const MatrixShape& s, double ratio) {
-  if (mode == RankSearchMode::kWeights && ratio >= 1.0) return MatrixAllocation::kDense;
-  const int64_t r = rank_for_param_ratio(s.rows, s.cols, ratio);
-  if (mode == RankSearchMode::kKvCache && r >= std::min(s.rows, s.cols)) return MatrixAllocation::kDense;
-  return r;
-}
-
 void check_target(RankSearchMode mode, double target) {
   const char* option = mode == RankSearchMode::kWeights ? "--param-ratio" : "--kv-ratio";
   CALDERA_CHECK_AS(ConfigError, std::isfinite(target) && target > 0.0 && target <= 1.0, option,
@@ -40,6 +31,13 @@ void check_target(RankSearchMode mode, double target) {
 }
 
 }  // namespace
+
+int64_t compressing_rank(RankSearchMode mode, const MatrixShape& s, double ratio) {
+  if (mode == RankSearchMode::kWeights && ratio >= 1.0) return MatrixAllocation::kDense;
+  const int64_t r = rank_for_param_ratio(s.rows, s.cols, ratio);
+  if (mode == RankSearchMode::kKvCache && r >= std::min(s.rows, s.cols)) return MatrixAllocation::kDense;
+  return r;
+}
 
 void RankAllocation::update_summary() {
   RankAllocation& a = *this;

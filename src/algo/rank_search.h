@@ -38,6 +38,10 @@ struct MatrixShape {
   bool is_kv_projection() const;
 };
 
+/// Rank of `shape` at candidate `ratio` in `mode`, or MatrixAllocation::kDense when that rank
+/// would not compress (weights: ρ ≥ 1, pitfall 8; kv cache: r ≥ min(m, n), pitfall 14).
+[[nodiscard]] int64_t compressing_rank(RankSearchMode mode, const MatrixShape& shape, double ratio);
+
 /// The default candidate ratios of spec §5.1: {0.4, ..., 0.9} for weights (main HEAD), and
 /// {0.1, ..., 1.9} for the KV cache.
 [[nodiscard]] std::vector<double> default_candidates(RankSearchMode mode);
