@@ -16,6 +16,13 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$jobs"
 (cd build && ctest --output-on-failure -j "$jobs" -LE "gpu|slow" "$@")
 
+# Untrusted-input parsers under AddressSanitizer + UndefinedBehaviorSanitizer (only the io tests, to
+# keep CI short).
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCALDERA_WITH_CUDA=OFF \
+      -DCALDERA_SANITIZE="address;undefined"
+cmake --build build-asan -j "$jobs" --target test_io
+(cd build-asan && ctest --output-on-failure -j "$jobs" -L io)
+
 if [[ "${CALDERA_SKIP_CPU_ONLY:-0}" != "1" ]]; then
   cmake -S . -B build-cpu-only -G Ninja -DCMAKE_BUILD_TYPE=Release -DCALDERA_WITH_CUDA=OFF
   cmake --build build-cpu-only -j "$jobs"

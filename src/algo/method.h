@@ -94,6 +94,13 @@ struct CompressedUnit {
   UnitMetrics metrics;
 };
 
+/// A matrix written as base + lora_b · lora_a in the original basis (for PEFT LoRA export).
+struct LowRankSplit {
+  HostMatrix<float> base;    ///< m×n, everything but the low-rank term
+  HostMatrix<float> lora_a;  ///< r×n (PEFT's lora_A)
+  HostMatrix<float> lora_b;  ///< m×r (PEFT's lora_B)
+};
+
 class Method {
  public:
   virtual ~Method() = default;
@@ -106,6 +113,13 @@ class Method {
                                   const InputStats& stats) const = 0;
   /// Rebuilds the dense m×n matrix (original basis) from `tensors`.
   virtual HostMatrix<float> reconstruct(linalg::Backend& backend, const TensorMap& tensors) const = 0;
+  /// For methods with a low-rank term (CALDERA: Q + L·R with the Hadamard/sign transforms folded
+  /// into the factors): the split of reconstruct(tensors). std::nullopt for the others.
+  virtual std::optional<LowRankSplit> split_low_rank(linalg::Backend& backend, const TensorMap& tensors) const {
+    (void)backend;
+    (void)tensors;
+    return std::nullopt;
+  }
   /// Relative cost of compressing an m×n matrix (arbitrary units, comparable across units of the
   /// same method): used to balance ranks, largest first.
   virtual double cost_estimate(int64_t m, int64_t n) const = 0;

@@ -39,7 +39,10 @@ int run_app(const std::vector<std::string>& args, CliContext& context,
     log_debug("resolved options: ", resolved_options_json(parsed.values).dump());
     return sub->run(parsed.values, context);
   } catch (const ConfigError& e) {
-    if (context.rank == 0) std::fprintf(stderr, "caldera-dist %s: error: %s\n", sub->name().data(), e.what());
+    // With several ranks an error seen by some ranks only would leave the others waiting in a
+    // collective: main() ends the whole job instead.
+    if (context.world_size > 1) throw;
+    std::fprintf(stderr, "caldera-dist %s: error: %s\n", sub->name().data(), e.what());
     return kExitUsage;
   }
 }

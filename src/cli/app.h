@@ -9,8 +9,9 @@
 namespace caldera::cli {
 
 /// Runs `caldera-dist <args...>` (args exclude the program name) within `context` and returns the
-/// exit code. Usage and configuration errors print a message and return kExitUsage; other errors
-/// propagate to the caller (main decides how a rank failure ends the job).
+/// exit code. In a world of one, usage and configuration errors print a message and return
+/// kExitUsage; every other error (and with several ranks every error) propagates to the caller,
+/// which ends the whole job (main.cpp).
 int run_app(const std::vector<std::string>& args, CliContext& context,
             const std::vector<std::unique_ptr<Subcommand>>& subcommands);
 

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "io/json_value.h"
 
 namespace caldera::cli {
@@ -22,10 +23,10 @@ inline constexpr int kExitRequeue = 75;  ///< stopped at a safe point on SIGUSR1
 
 /// What a subcommand gets besides its options: the process's place in the job and the output sink.
 struct CliContext {
+  /// The job's communicator (an MPI world, or a world of one); never null while a subcommand runs.
+  comm::Communicator* comm = nullptr;
   int rank = 0;
   int world_size = 1;
-  int local_rank = 0;
-  std::string host;
   /// Set by --json: print the summary object as the last stdout line (rank 0 only).
   bool json = false;
 

@@ -92,7 +92,9 @@ std::optional<RopeScaling> parse_rope_scaling(const json& v, const std::string& 
   }
   Fields f(v, name + ".", problems);
   std::string type_key = v.contains("rope_type") ? "rope_type" : "type";
-  const auto type = f.string(type_key);
+  // rope_parameters without a type is plain RoPE (it may carry only rope_theta).
+  const auto type = !v.contains(type_key) && name == "rope_parameters" ? std::optional<std::string>("default")
+                                                                        : f.string(type_key);
   if (!type) {
     if (!v.contains(type_key)) f.problem("rope_type", "missing (expected \"default\" or \"llama3\")");
     return std::nullopt;

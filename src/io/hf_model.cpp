@@ -100,7 +100,7 @@ HfModel HfModel::open(const std::filesystem::path& dir) {
   if (!problems.empty()) {
     std::string msg = caldera::detail::concat("model '", dir.string(), "': the weights contradict config.json (",
                                      dims_summary(config), ", layers=", config.num_hidden_layers,
-                                     ", tie_word_embeddings=", config.tie_word_embeddings, "):");
+                                     ", tie_word_embeddings=", config.tie_word_embeddings ? "true" : "false", "):");
     for (const auto& p : problems) msg += "\n  - " + p;
     if (problems.size() == kMaxListedProblems) msg += "\n  - ... (further problems not listed)";
     throw IoError(msg);

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/fixed_point.h"
 #include "core/matrix.h"
 #include "core/rng.h"
 
@@ -187,6 +188,12 @@ class Backend {
   /// The double overload accumulates products of the float inputs exactly in fp64.
   virtual void gram_accumulate(MatrixView<const float> x, MatrixView<double> h) = 0;
   virtual void gram_accumulate(MatrixView<const float> x, MatrixView<float> h) = 0;
+
+  /// acc(i,j) += to_fixed(g(i,j)) (core/fixed_point.h): exact, order-independent accumulation of
+  /// fp64 partial sums (phase 1 adds each sequence's Gram matrix, so Hessians do not depend on how
+  /// sequences are split over ranks). Throws NumericError when an entry of g is not finite or
+  /// |g| >= kFixedMaxMagnitude (acc is then unspecified).
+  virtual void accumulate_fixed(MatrixView<const double> g, MatrixView<Fixed128> acc) = 0;
 
   // ---- LAPACK ------------------------------------------------------------------------------
   /// In place: a (n×n symmetric positive definite) -> lower Cholesky factor L with a = L Lᵀ; the

@@ -21,3 +21,28 @@ int stop_signal_number() noexcept;
 void set_stop_signal_for_testing(int signal_number) noexcept;
 
 }  // namespace caldera::pipeline
+
+#include <chrono>
+#include <filesystem>
+
+namespace caldera::pipeline {
+
+/// Spreads a stop request to every rank without a collective: a rank that received SIGUSR1/SIGTERM
+/// creates `stop_file` (in the shared workdir); every rank polls its own signal flag and, at most
+/// once a second, the file. Ranks then finish at their next safe point and agree at the end of the
+/// phase (Communicator::any), so ranks that process different numbers of units never deadlock.
+class StopCoordinator {
+ public:
+  explicit StopCoordinator(std::filesystem::path stop_file);
+  /// True once this process got a stop signal or another rank published the request.
+  bool requested();
+  /// Removes the request file (at the start of a run).
+  void clear() const noexcept;
+
+ private:
+  std::filesystem::path stop_file_;
+  std::chrono::steady_clock::time_point last_poll_{};
+  bool seen_ = false;
+};
+
+}  // namespace caldera::pipeline

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/atomic_file.h"
 
 namespace fs = std::filesystem;
 
@@ -50,20 +51,11 @@ void Workdir::create_layout() const {
 
 int Workdir::remove_leftovers() const {
   int removed = 0;
-  std::error_code ec;
-  if (!fs::exists(root_, ec)) return 0;
-  std::vector<fs::path> doomed;
-  for (auto it = fs::recursive_directory_iterator(root_, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    if (it->is_regular_file(ec) && it->path().filename().string().find(".tmp.") != std::string::npos)
-      doomed.push_back(it->path());
+  for (const fs::path& d : {root_, hessian_dir(), state_dir(), task_dir(), output_dir()}) {
+    std::error_code ec;
+    if (fs::is_directory(d, ec)) removed += io::remove_stale_temp_files(d);
   }
-  for (const auto& p : doomed) {
-    if (fs::remove(p, ec)) {
-      ++removed;
-      log_info("removed the leftover of an interrupted write: ", p.string());
-    }
-  }
+  if (removed > 0) log_info("removed ", removed, " leftover temp file(s) of interrupted writes in ", root_.string());
   return removed;
 }
 

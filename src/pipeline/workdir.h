@@ -39,8 +39,8 @@ class Workdir {
 
   /// Creates the directories (idempotent). Throws IoError naming the path on failure.
   void create_layout() const;
-  /// Deletes temp files of interrupted writes (names containing ".tmp.") anywhere in the workdir;
-  /// returns how many. Call on one rank before any rank writes.
+  /// Deletes temp files of interrupted writes (io::remove_stale_temp_files) in the workdir and its
+  /// result directories; returns how many. Call on one rank before any rank writes.
   int remove_leftovers() const;
   /// Deletes every result (hessians, state, tasks, output, run.json) but keeps logs; used by
   /// --resume never.

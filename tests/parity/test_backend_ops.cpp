@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
+#include <type_traits>
 
 #include "core/error.h"
 #include "linalg/backend.h"
@@ -366,6 +368,290 @@ TEST_F(BackendOps, MemoryStatsTrackAllocations) {
   }
   EXPECT_EQ(be_->memory_stats().current_bytes, before);
   EXPECT_GE(be_->memory_stats().peak_bytes, before + 8000000);
+}
+
+// ---- strided views, empty shapes and edge cases (every op must honour ld and leave the rest of
+// the parent buffer untouched) -----------------------------------------------------------------------
+
+/// The entries of `got` outside block [r0, r0+nr) x [c0, c0+nc) equal those of `before`.
+template <class T>
+void expect_outside_block_unchanged(const HostMatrix<T>& got, const HostMatrix<T>& before, int64_t r0, int64_t c0,
+                                    int64_t nr, int64_t nc) {
+  for (int64_t i = 0; i < got.rows(); ++i)
+    for (int64_t j = 0; j < got.cols(); ++j) {
+      const bool inside = i >= r0 && i < r0 + nr && j >= c0 && j < c0 + nc;
+      if (!inside) {
+        ASSERT_EQ(got(i, j), before(i, j)) << "outside the block at " << i << "," << j;
+      }
+    }
+}
+
+template <class T>
+void check_strided_elementwise(Backend& be, Backend& cpu) {
+  const int64_t r0 = 3, c0 = 5, nr = 10, nc = 17;
+  const auto parent = test::cast_matrix<T>(test::random_normal_f64(20, 30, 21));
+  const auto other = test::cast_matrix<T>(test::random_normal_f64(20, 30, 22));
+  auto dp = be.upload(parent.cview(), "parent");
+  auto dother = be.upload(other.cview(), "other");
+  const MatrixView<T> blk = dp.view().block(r0, c0, nr, nc);
+  const MatrixView<const T> oblk = dother.cview().block(r0, c0, nr, nc);
+
+  double ss = 0, dt = 0;
+  for (int64_t i = 0; i < nr; ++i)
+    for (int64_t j = 0; j < nc; ++j) {
+      ss += double(parent(r0 + i, c0 + j)) * double(parent(r0 + i, c0 + j));
+      dt += double(parent(r0 + i, c0 + j)) * double(other(r0 + i, c0 + j));
+    }
+  EXPECT_NEAR(be.sum_squares(MatrixView<const T>(blk)), ss, 1e-12 * ss);
+  EXPECT_NEAR(be.dot(MatrixView<const T>(blk), oblk), dt, 1e-12 * ss);
+  EXPECT_TRUE(be.all_finite(MatrixView<const T>(blk)));
+
+  // transpose into a strided block of a zeroed 30×20 buffer
+  auto dtr = be.template make<T>(30, 20, "tr");
+  be.fill(dtr.view(), T(0));
+  be.transpose(MatrixView<const T>(blk), dtr.view().block(1, 2, nc, nr));
+  const auto tr = be.download(dtr);
+  for (int64_t i = 0; i < 30; ++i)
+    for (int64_t j = 0; j < 20; ++j) {
+      const bool inside = i >= 1 && i < 1 + nc && j >= 2 && j < 2 + nr;
+      ASSERT_EQ(tr(i, j), inside ? parent(r0 + j - 2, c0 + i - 1) : T(0)) << i << "," << j;
+    }
+
+  // maps with scalars that make every result a single rounding (exact equality on any backend)
+  auto rows = test::cast_matrix<T>(test::random_normal_f64(1, nr, 23));
+  auto cols = test::cast_matrix<T>(test::random_normal_f64(nc, 1, 24));
+  auto drows = be.upload(rows.cview(), "rows");
+  auto dcols = be.upload(cols.cview(), "cols");
+  be.axpby(T(2), oblk, T(0.5), blk);
+  be.mul_rows(blk, drows.cview());
+  be.mul_cols(blk, dcols.cview());
+  be.add_diagonal(blk, T(1.5));
+  const auto expected = [&](int64_t i, int64_t j) {
+    T e = T(2) * other(r0 + i, c0 + j) + T(0.5) * parent(r0 + i, c0 + j);
+    e = e * rows(0, i);
+    e = e * cols(j, 0);
+    return i == j ? T(e + T(1.5)) : e;
+  };
+  auto got = be.download(dp);
+  expect_outside_block_unchanged(got, parent, r0, c0, nr, nc);
+  for (int64_t i = 0; i < nr; ++i)
+    for (int64_t j = 0; j < nc; ++j) ASSERT_EQ(got(r0 + i, c0 + j), expected(i, j)) << i << "," << j;
+  auto ddiag = be.template make<T>(nr, 1, "diag");
+  be.diagonal(MatrixView<const T>(blk), ddiag.view());
+  const auto diag = be.download(ddiag);
+  for (int64_t i = 0; i < nr; ++i) ASSERT_EQ(diag(i, 0), expected(i, i));
+
+  // scale, copy with beta = 0 (y is not read: NaN there must not propagate), fill: block only
+  be.fill(dother.view().block(r0, c0, nr, nc), std::numeric_limits<T>::quiet_NaN());
+  be.scale(blk, T(-4));
+  be.axpby(T(1), MatrixView<const T>(blk), T(0), dother.view().block(r0, c0, nr, nc));
+  be.fill(blk, T(7));
+  got = be.download(dp);
+  const auto oth = be.download(dother);
+  expect_outside_block_unchanged(got, parent, r0, c0, nr, nc);
+  expect_outside_block_unchanged(oth, other, r0, c0, nr, nc);
+  for (int64_t i = 0; i < nr; ++i)
+    for (int64_t j = 0; j < nc; ++j) {
+      ASSERT_EQ(got(r0 + i, c0 + j), T(7));
+      ASSERT_EQ(oth(r0 + i, c0 + j), T(-4) * expected(i, j)) << i << "," << j;
+    }
+
+  // fill_normal on a strided block numbers elements by i * cols + j, like a contiguous matrix
+  if constexpr (std::is_same_v<T, float>) {
+    const RngKey key = Rng(9).stream({3}).key();
+    be.fill_normal(blk, key);
+    auto ref = cpu.make<float>(nr, nc, "ref");
+    cpu.fill_normal(ref.view(), key);
+    const auto r = cpu.download(ref);
+    got = be.download(dp);
+    for (int64_t i = 0; i < nr; ++i)
+      for (int64_t j = 0; j < nc; ++j) ASSERT_EQ(got(r0 + i, c0 + j), r(i, j));
+  }
+}
+
+TEST_F(BackendOps, ElementwiseOnStridedViewsF32AndF64) {
+  check_strided_elementwise<float>(*be_, *cpu_);
+  check_strided_elementwise<double>(*be_, *cpu_);
+}
+
+TEST_F(BackendOps, ConvertOnStridedViews) {
+  const auto src = test::random_normal_f64(9, 13, 25);
+  auto dsrc = up(src);
+  auto dst = be_->make<float>(12, 20, "dst");
+  be_->fill(dst.view(), -1.0f);
+  be_->convert(dsrc.cview().block(1, 2, 6, 8), dst.view().block(3, 4, 6, 8));
+  const auto got = down(dst);
+  for (int64_t i = 0; i < 12; ++i)
+    for (int64_t j = 0; j < 20; ++j) {
+      const bool inside = i >= 3 && i < 9 && j >= 4 && j < 12;
+      ASSERT_EQ(got(i, j), inside ? static_cast<float>(src(i - 2, j - 2)) : -1.0f) << i << "," << j;
+    }
+}
+
+TEST_F(BackendOps, FactorizationsOnStridedViewsMatchContiguous) {
+  const int64_t n = 40, r0 = 3, c0 = 4;
+  const auto spd = test::random_spd(n, 1e3, 26);
+  HostMatrix<double> parent(n + 7, n + 9);
+  for (int64_t i = 0; i < parent.size(); ++i) parent.data()[i] = 7.0;
+  auto dp = up(parent);
+  const MatrixView<double> blk = dp.view().block(r0, c0, n, n);
+  be_->upload(spd.cview(), blk);
+
+  // cholesky on the block vs on a contiguous copy
+  auto dc = up(spd);
+  be_->cholesky(dc.view());
+  be_->cholesky(blk);
+  auto got = down(dp);
+  expect_outside_block_unchanged(got, parent, r0, c0, n, n);
+  HostMatrix<double> l(MatrixView<const double>(got.view().block(r0, c0, n, n)));
+  EXPECT_LT(rel_diff(l, down(dc)), 1e-13);
+
+  // cholesky_inverse on the block
+  be_->cholesky_inverse(blk);
+  got = down(dp);
+  expect_outside_block_unchanged(got, parent, r0, c0, n, n);
+  HostMatrix<double> inv(MatrixView<const double>(got.view().block(r0, c0, n, n)));
+  HostMatrix<double> eye(n, n);
+  for (int64_t i = 0; i < n; ++i) eye(i, i) = 1.0;
+  EXPECT_LT(rel_diff(test::host_matmul<double>(spd.view(), inv.view()), eye), 1e-10);
+
+  // eigh on the block: a = vᵀ diag(w) v
+  be_->upload(spd.cview(), blk);
+  auto dw = be_->make<double>(1, n, "w");
+  be_->eigh(blk, dw.view());
+  got = down(dp);
+  expect_outside_block_unchanged(got, parent, r0, c0, n, n);
+  const auto w = down(dw);
+  HostMatrix<double> vt(n, n), wv(n, n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      vt(i, j) = got(r0 + j, c0 + i);
+      wv(i, j) = w(0, i) * got(r0 + i, c0 + j);
+    }
+  EXPECT_LT(rel_diff(test::host_matmul<double>(vt.view(), wv.view()), spd), 1e-12);
+
+  // svd of a strided 30×45 block into strided u and vt blocks
+  const auto a = test::random_normal_f64(30, 45, 27);
+  HostMatrix<double> big(50, 60);
+  auto dbig = up(big);
+  be_->upload(a.cview(), dbig.view().block(2, 3, 30, 45));
+  auto du = be_->make<double>(40, 40, "u");
+  auto ds = be_->make<double>(1, 30, "s");
+  auto dvt = be_->make<double>(35, 50, "vt");
+  be_->svd(dbig.cview().block(2, 3, 30, 45), du.view().block(1, 2, 30, 30), ds.view(), dvt.view().block(4, 5, 30, 45));
+  HostMatrix<double> u(MatrixView<const double>(down(du).view().block(1, 2, 30, 30)));
+  const auto s = down(ds);
+  HostMatrix<double> v(MatrixView<const double>(down(dvt).view().block(4, 5, 30, 45)));
+  for (int64_t i = 0; i < 30; ++i)
+    for (int64_t j = 0; j < 30; ++j) u(i, j) *= s(0, j);
+  EXPECT_LT(rel_diff(test::host_matmul<double>(u.view(), v.view()), a), 1e-12);
+
+  // qr of a strided 30×8 block: orthonormal columns spanning the input
+  const auto q0 = test::random_normal_f64(30, 8, 28);
+  be_->upload(q0.cview(), dbig.view().block(10, 20, 30, 8));
+  be_->qr_orthonormalize(dbig.view().block(10, 20, 30, 8));
+  HostMatrix<double> q(MatrixView<const double>(down(dbig).view().block(10, 20, 30, 8)));
+  HostMatrix<double> qt(8, 30);
+  for (int64_t i = 0; i < 30; ++i)
+    for (int64_t j = 0; j < 8; ++j) qt(j, i) = q(i, j);
+  const auto proj = test::host_matmul<double>(q.view(), test::host_matmul<double>(qt.view(), q0.view()).view());
+  EXPECT_LT(rel_diff(proj, q0), 1e-12);
+
+  // triangular_solve with a strided factor and a strided right-hand side
+  be_->upload(l.cview(), blk);
+  const auto b = test::random_normal_f64(n, 6, 29);
+  auto dbb = be_->make<double>(n + 2, 10, "b");
+  be_->upload(b.cview(), dbb.view().block(2, 3, n, 6));
+  be_->triangular_solve(Side::kLeft, Uplo::kLower, Op::kNoTrans, Diag::kNonUnit, 1.0, MatrixView<const double>(blk),
+                        dbb.view().block(2, 3, n, 6));
+  HostMatrix<double> x(MatrixView<const double>(down(dbb).view().block(2, 3, n, 6)));
+  EXPECT_LT(rel_diff(test::host_matmul<double>(l.view(), x.view()), b), 1e-12);
+}
+
+TEST_F(BackendOps, GramAccumulateOnStridedViews) {
+  const int64_t t = 50, n = 24;
+  const auto x = test::random_normal(t + 5, n + 6, 30);
+  auto dx = up(x);
+  HostMatrix<double> h0(n + 3, n + 4);
+  for (int64_t i = 0; i < h0.size(); ++i) h0.data()[i] = -3.0;
+  auto dh = up(h0);
+  const MatrixView<double> hb = dh.view().block(1, 2, n, n);
+  be_->fill(hb, 0.0);
+  be_->gram_accumulate(dx.cview().block(2, 3, t, n), hb);
+  const auto h = down(dh);
+  expect_outside_block_unchanged(h, h0, 1, 2, n, n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double e = 0;
+      for (int64_t r = 0; r < t; ++r) e += double(x(2 + r, 3 + i)) * double(x(2 + r, 3 + j));
+      ASSERT_NEAR(h(1 + i, 2 + j), e, 1e-12 * (std::abs(e) + 1)) << i << "," << j;
+    }
+}
+
+TEST_F(BackendOps, GemmWithEmptyInnerDimensionScalesC) {
+  auto a = be_->make<float>(5, 0, "a");
+  auto b = be_->make<float>(0, 7, "b");
+  auto c = be_->make<float>(5, 7, "c");
+  be_->fill(c.view(), std::nanf(""));
+  be_->gemm(Op::kNoTrans, Op::kNoTrans, 1.0f, a.cview(), b.cview(), 0.0f, c.view());
+  const auto zeros = down(c);
+  for (float v : zeros.storage()) ASSERT_EQ(v, 0.0f);
+  be_->fill(c.view(), 3.0f);
+  be_->gemm(Op::kNoTrans, Op::kNoTrans, 1.0f, a.cview(), b.cview(), 2.0f, c.view());
+  const auto sixes = down(c);
+  for (float v : sixes.storage()) ASSERT_EQ(v, 6.0f);
+}
+
+TEST_F(BackendOps, EmptyShapesAreNoOps) {
+  auto e = be_->make<double>(0, 5, "e");
+  be_->fill(e.view(), 1.0);
+  be_->scale(e.view(), 2.0);
+  EXPECT_EQ(be_->sum_squares(e.cview()), 0.0);
+  EXPECT_TRUE(be_->all_finite(e.cview()));
+  auto et = be_->make<double>(5, 0, "et");
+  be_->transpose(e.cview(), et.view());
+  auto sq = be_->make<double>(0, 0, "sq");
+  be_->cholesky(sq.view());
+  auto w = be_->make<double>(1, 0, "w");
+  be_->eigh(sq.view(), w.view());
+  auto x = be_->make<float>(0, 4, "x");
+  auto h = be_->make<double>(4, 4, "h");
+  be_->fill(h.view(), 1.0);
+  be_->gram_accumulate(x.cview(), h.view());
+  const auto ones = down(h);
+  for (double v : ones.storage()) ASSERT_EQ(v, 1.0);
+}
+
+}  // namespace
+}  // namespace caldera::linalg
+
+namespace caldera::linalg {
+namespace {
+
+TEST_F(BackendOps, AccumulateFixedIsExactAndMatchesHostConversion) {
+  auto g1 = test::random_normal_f64(37, 53, 21);
+  auto g2 = test::random_normal_f64(37, 53, 22);
+  for (int64_t i = 0; i < g1.size(); ++i) g1.data()[i] *= 1e6;
+  HostMatrix<Fixed128> acc0(37, 53);
+  auto dacc = up(acc0);
+  auto d1 = up(g1), d2 = up(g2);
+  be_->accumulate_fixed(d1.view(), dacc.view());
+  be_->accumulate_fixed(d2.view(), dacc.view());
+  auto acc = be_->download(dacc);
+  for (int64_t i = 0; i < acc.size(); ++i)
+    ASSERT_TRUE(acc.data()[i] == to_fixed(g1.data()[i]) + to_fixed(g2.data()[i])) << i;
+  // Strided sub-views.
+  be_->accumulate_fixed(d1.view().block(3, 4, 10, 11), dacc.view().block(3, 4, 10, 11));
+  acc = be_->download(dacc);
+  EXPECT_TRUE(acc(3, 4) == 2 * to_fixed(g1(3, 4)) + to_fixed(g2(3, 4)));
+  EXPECT_TRUE(acc(0, 0) == to_fixed(g1(0, 0)) + to_fixed(g2(0, 0)));
+  // Out-of-range and non-finite entries are rejected.
+  g1(5, 5) = std::nan("");
+  auto bad = up(g1);
+  EXPECT_THROW(be_->accumulate_fixed(bad.view(), dacc.view()), NumericError);
+  g1(5, 5) = 1e30;
+  bad = up(g1);
+  EXPECT_THROW(be_->accumulate_fixed(bad.view(), dacc.view()), NumericError);
 }
 
 }  // namespace

@@ -35,6 +35,24 @@ std::string CpuBackend::description() const {
 }
 
 QuantKernels& CpuBackend::quant() { return *quant_; }
+
+void CpuBackend::accumulate_fixed(MatrixView<const double> g, MatrixView<Fixed128> acc) {
+  CALDERA_CHECK(same_shape(g, acc), "accumulate_fixed: ", g.rows, "x", g.cols, " vs ", acc.rows, "x", acc.cols);
+  int64_t bad = 0;
+#pragma omp parallel for reduction(+ : bad) schedule(static) if (g.size() > 65536)
+  for (int64_t i = 0; i < g.rows; ++i)
+    for (int64_t j = 0; j < g.cols; ++j) {
+      const double v = g(i, j);
+      if (!(std::abs(v) < kFixedMaxMagnitude)) {
+        ++bad;
+        continue;
+      }
+      acc(i, j) += to_fixed(v);
+    }
+  if (bad > 0)
+    raise<NumericError>("accumulate_fixed: ", bad, " entries are not finite or exceed ", kFixedMaxMagnitude,
+                        " in magnitude");
+}
 NnKernels& CpuBackend::nn() { return *nn_; }
 
 void* CpuBackend::allocate_bytes(size_t size_bytes, std::string_view label) {

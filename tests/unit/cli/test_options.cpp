@@ -4,6 +4,7 @@
 
 #include "cli/app.h"
 #include "cli/options.h"
+#include "comm/self_communicator.h"
 #include "core/error.h"
 #include "test_util.h"
 
@@ -86,7 +87,9 @@ TEST(Options, BadValuesAndUnknownFlagsAreConfigErrors) {
 
 TEST(App, DispatchesHelpAndUsageErrors) {
   auto all = subs();
+  comm::SelfCommunicator self;
   CliContext ctx;
+  ctx.comm = &self;
   EXPECT_EQ(run_app({"probe", "--rank", "5"}, ctx, all), kExitOk);
   EXPECT_EQ(Probe::last_rank, 5);
   EXPECT_EQ(run_app({"nosuch"}, ctx, all), kExitUsage);

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -83,6 +85,7 @@ void expect_error(const std::function<void()>& fn, std::initializer_list<std::st
     fn();
   } catch (const E& e) {
     const std::string msg = e.what();
+    if (std::getenv("CALDERA_TEST_PRINT_ERRORS") != nullptr) std::printf("    error: %s\n", msg.c_str());
     for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "message lacks \"" << n << "\": " << msg;
     return;
   } catch (const std::exception& e) {

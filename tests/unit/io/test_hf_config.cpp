@@ -113,6 +113,12 @@ TEST(HfConfig, RopeThetaLocations) {
   EXPECT_DOUBLE_EQ(parse_hf_config(llama_json(R"("rope_theta":123.0)"), "x").rope_theta, 123.0);
   EXPECT_DOUBLE_EQ(
       parse_hf_config(llama_json(R"("rope_parameters":{"rope_type":"default","rope_theta":77.0})"), "x").rope_theta, 77.0);
+  EXPECT_DOUBLE_EQ(parse_hf_config(llama_json(R"("rope_parameters":{"rope_theta":55.0})"), "x").rope_theta, 55.0);
+  expect_error<ConfigError>(
+      [] { parse_hf_config(llama_json(R"("rope_parameters":{"rope_theta":5.0,"partial_rotary_factor":0.5})"), "c"); },
+      {"rope_parameters.partial_rotary_factor", "unsupported"});
+  expect_error<ConfigError>([] { parse_hf_config(llama_json(R"("rope_scaling":{"factor":2.0})"), "c"); },
+                            {"rope_scaling.rope_type", "missing"});
   expect_error<ConfigError>(
       [] { parse_hf_config(llama_json(R"("rope_theta":1.0,"rope_parameters":{"rope_type":"default","rope_theta":2.0})"), "cfg.json"); },
       {"cfg.json", "rope_theta", "contradicts"});

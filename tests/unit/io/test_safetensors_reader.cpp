@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
 
 #include "core/error.h"
@@ -34,6 +35,7 @@ class SafetensorsReader : public ::testing::Test {
       ADD_FAILURE() << "open succeeded on a malformed file";
     } catch (const IoError& e) {
       const std::string msg = e.what();
+      if (std::getenv("CALDERA_TEST_PRINT_ERRORS") != nullptr) std::printf("    error: %s\n", msg.c_str());
       for (const auto& n : all) EXPECT_NE(msg.find(n), std::string::npos) << "message lacks \"" << n << "\": " << msg;
     }
   }
@@ -258,6 +260,43 @@ INSTANTIATE_TEST_SUITE_P(
                                     }(),
                                     "f64_overflow"}),
     [](const auto& param_info) { return std::string(param_info.param.label); });
+
+/// Resident file-backed pages of this process, in KiB (/proc/self/status RssFile), or -1.
+int64_t rss_file_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("RssFile:", 0) == 0) return std::stoll(line.substr(8));
+  return -1;
+}
+
+TEST(SafetensorsMemory, ReadingTensorByTensorKeepsMappedPagesBounded) {
+  if (rss_file_kib() < 0) GTEST_SKIP() << "/proc/self/status has no RssFile on this system";
+  test::TempDir dir("mem");
+  // Four 16 MiB BF16 tensors (64 MiB file): reading them one after the other must not leave their
+  // pages mapped (read_f32 releases them), as reading a 70B model layer by layer relies on.
+  constexpr int64_t kRows = 2048, kCols = 4096;
+  std::vector<CraftTensor> tensors;
+  for (int k = 0; k < 4; ++k) {
+    test::Bytes data(static_cast<std::size_t>(kRows * kCols * 2));
+    for (std::size_t i = 0; i < data.size(); i += 2) {
+      data[i] = (k & 1) ? 0x00 : 0x80;      // bf16 0x4000 = 2.0, 0x3f80 = 1.0
+      data[i + 1] = (k & 1) ? 0x40 : 0x3f;
+    }
+    tensors.push_back({"t" + std::to_string(k), "BF16", {kRows, kCols}, std::move(data)});
+  }
+  build_safetensors(dir / "big.safetensors", tensors);
+  tensors.clear();
+  const auto f = SafetensorsFile::open(dir / "big.safetensors");
+  const int64_t base = rss_file_kib();
+  int64_t peak = 0;
+  for (int k = 0; k < 4; ++k) {
+    const auto m = f.read_f32("t" + std::to_string(k));
+    EXPECT_EQ(m(kRows - 1, kCols - 1), (k & 1) ? 2.f : 1.f);
+    peak = std::max(peak, rss_file_kib() - base);
+  }
+  EXPECT_LT(peak, 4 * 1024) << "KiB of the mapping still resident after reading 64 MiB of tensors";
+}
 
 TEST(SafetensorsRealFile, TruncatedShardNamesTheFirstTensorPastTheEnd) {
   test::TempDir dir("trunc");

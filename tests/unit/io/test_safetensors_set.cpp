@@ -2,6 +2,8 @@
 // index/shard inconsistency.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io_test_util.h"
@@ -21,8 +23,19 @@ TEST(SafetensorsSet, BundledTinyModelIsShardedAndLazy) {
   EXPECT_TRUE(set.contains("lm_head.weight"));
   EXPECT_FALSE(set.contains("model.layers.4.mlp.up_proj.weight"));
   EXPECT_EQ(set.index_file().filename(), "model.safetensors.index.json");
-  // lm_head lives in the second shard (per the index); reading it needs only that shard.
+  // lm_head lives in the second shard (per the index); reading it opens (maps) only that shard.
+  auto mapped = [](const std::string& file) {
+    std::ifstream maps("/proc/self/maps");
+    const std::string text((std::istreambuf_iterator<char>(maps)), {});
+    return text.find(file) != std::string::npos;
+  };
   const TensorInfo& head = set.info("lm_head.weight");
+  const auto shard1 = (test::tiny_model_dir() / "model-00001-of-00002.safetensors").string();
+  const auto shard2 = (test::tiny_model_dir() / "model-00002-of-00002.safetensors").string();
+  if (std::ifstream("/proc/self/maps")) {
+    EXPECT_TRUE(mapped(shard2));
+    EXPECT_FALSE(mapped(shard1));
+  }
   EXPECT_EQ(head.file.filename(), "model-00002-of-00002.safetensors");
   EXPECT_EQ(head.shape, (std::vector<int64_t>{4096, 256}));
   EXPECT_EQ(head.dtype, DType::kBF16);

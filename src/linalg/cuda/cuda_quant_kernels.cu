@@ -1,0 +1,1 @@
+#include "linalg/cuda/cuda_quant_kernels.h"
