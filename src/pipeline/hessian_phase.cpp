@@ -1,0 +1,174 @@
+#include "pipeline/hessian_phase.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/timer.h"
+
+namespace caldera::pipeline {
+namespace {
+
+using model::HessianInput;
+
+/// Lower triangle of the symmetric n×n `full`, row-major lower order (0,0), (1,0), (1,1), ...
+/// (spec §6.4, the order of io/hessian_file.h).
+std::vector<double> pack_lower(const HostMatrix<double>& full) {
+  const int64_t n = full.rows();
+  std::vector<double> packed(static_cast<size_t>(n * (n + 1) / 2));
+  size_t k = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j <= i; ++j) packed[k++] = full(i, j);
+  return packed;
+}
+
+/// Inverse of pack_lower into `full` (both triangles).
+void unpack_lower(const std::vector<double>& packed, HostMatrix<double>& full) {
+  const int64_t n = full.rows();
+  size_t k = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j <= i; ++j) {
+      full(i, j) = packed[k];
+      full(j, i) = packed[k++];
+    }
+}
+
+}  // namespace
+
+void HessianPhaseOptions::validate() const {
+  forward.validate();
+  std::string problems;
+  if (workdir.empty()) problems += " --workdir is required;";
+  if (writer_rank < 0) problems += detail::concat(" writer rank must be >= 0 (found ", writer_rank, ");");
+  if (!problems.empty()) raise<ConfigError>("invalid hessians options:", problems);
+}
+
+HessianPhase::HessianPhase(linalg::Backend& backend, comm::Communicator& world, const model::WeightSource& source,
+                           std::span<const uint32_t> local_tokens, HessianPhaseOptions options)
+    : backend_(backend),
+      world_(world),
+      source_(source),
+      options_((options.validate(), std::move(options))),
+      taps_(backend, source.config()) {
+  CALDERA_CHECK_AS(ConfigError, options_.writer_rank < world_.size(), "writer rank ", options_.writer_rank,
+                   " outside a world of ", world_.size());
+  source_.config().check_sequence_length(options_.forward.seq_len);
+  ids_ = model::checked_token_ids(source_.config(), local_tokens, options_.forward.seq_len);
+  local_seqs_ = static_cast<int64_t>(ids_.size()) / options_.forward.seq_len;
+  global_seqs_ = world_.allreduce_value<int64_t>(local_seqs_, comm::ReduceOp::kSum);
+  CALDERA_CHECK_AS(ConfigError, global_seqs_ > 0, "hessians: no calibration sequences");
+}
+
+io::HessianFileMeta HessianPhase::meta(int64_t layer) const {
+  return {layer, options_.model_fingerprint, options_.calibration_sha256, options_.forward.seq_len};
+}
+
+std::vector<LayerAction> HessianPhase::plan() const {
+  const int64_t n_layers = source_.config().num_hidden_layers;
+  std::vector<uint8_t> done(static_cast<size_t>(n_layers), 0);
+  if (world_.rank() == options_.writer_rank) {
+    for (int64_t l = 0; l < n_layers; ++l) {
+      const auto path = io::hessian_file_path(options_.workdir, l);
+      if (!std::filesystem::exists(path)) continue;
+      try {
+        io::verify_hessian_file(path, "", meta(l));
+        done[static_cast<size_t>(l)] = 1;
+      } catch (const IoError& e) {
+        log_warn("hessians: ", path.string(), " does not verify and will be recomputed: ", e.what());
+      }
+    }
+  }
+  world_.broadcast(done, options_.writer_rank);
+  int64_t last_needed = -1;
+  for (int64_t l = 0; l < n_layers; ++l)
+    if (done[static_cast<size_t>(l)] == 0) last_needed = l;
+  std::vector<LayerAction> actions(static_cast<size_t>(n_layers));
+  for (int64_t l = 0; l < n_layers; ++l)
+    actions[static_cast<size_t>(l)] = l > last_needed                    ? LayerAction::kSkip
+                                      : done[static_cast<size_t>(l)] != 0 ? LayerAction::kForwardOnly
+                                                                          : LayerAction::kCollect;
+  return actions;
+}
+
+void HessianPhase::ensure_embedded() {
+  if (embedded_) return;
+  hidden_ = model::embed_sequences(backend_, source_, ids_);
+  embedded_ = true;
+}
+
+void HessianPhase::run_layer(int64_t layer, LayerAction action) {
+  CALDERA_CHECK(layer == next_layer_, "hessians: layer ", layer, " run out of order (expected ", next_layer_, ")");
+  ++next_layer_;
+  const auto path = io::hessian_file_path(options_.workdir, layer);
+  if (action == LayerAction::kSkip) {
+    report_.files.push_back(path);
+    ++report_.layers_reused;
+    return;
+  }
+  Stopwatch watch;
+  ensure_embedded();
+  const model::LlamaConfig& config = source_.config();
+  const bool collect = action == LayerAction::kCollect;
+  if (collect) taps_.reset();
+  if (local_seqs_ > 0) {
+    const auto weights = model::LayerWeights::load(backend_, source_, layer);
+    model::forward_layer_batched(backend_, config, weights, hidden_.view(), options_.forward,
+                                 collect ? &taps_ : nullptr);
+  }
+  if (collect) {
+    reduce_and_write(layer, taps_);
+    ++report_.layers_collected;
+    log_info("hessians: layer ", layer, "/", config.num_hidden_layers, " collected (", watch.elapsed_s(), " s)");
+  } else {
+    ++report_.layers_reused;
+    log_info("hessians: layer ", layer, " verified earlier, forward only (", watch.elapsed_s(), " s)");
+  }
+  report_.files.push_back(path);
+}
+
+void HessianPhase::reduce_and_write(int64_t layer, const model::HessianTaps& taps) {
+  const bool writer = world_.rank() == options_.writer_rank;
+  io::LayerHessians h;
+  h.meta = meta(layer);
+  for (HessianInput input : model::kAllHessianInputs) {
+    HostMatrix<double> sum = backend_.download(taps.sum(input));
+    std::vector<double> packed = pack_lower(sum);
+    world_.reduce_sum(packed, options_.writer_rank);
+    const HostMatrix<double> mu_host = backend_.download(taps.mu_sum(input));
+    std::vector<double> mu(mu_host.storage());
+    world_.reduce_sum(mu, options_.writer_rank);
+    const int64_t count = world_.allreduce_value<int64_t>(taps.count(input), comm::ReduceOp::kSum);
+    if (!writer) continue;
+    unpack_lower(packed, sum);
+    io::HessianSum& s = h[input];
+    s.n = sum.rows();
+    s.count = count;
+    s.sum = std::move(sum);
+    s.mu_sum = std::move(mu);
+  }
+  if (!writer) return;
+  const auto path = io::hessian_file_path(options_.workdir, layer);
+  std::filesystem::create_directories(path.parent_path());
+  const io::PublishedFile published = io::write_hessian_file(path, h);
+  log_debug("hessians: wrote ", published.path.string(), " (", published.size_bytes, " bytes, sha256 ",
+            published.sha256, ")");
+}
+
+HessianPhaseReport HessianPhase::run() {
+  Stopwatch watch;
+  const auto actions = plan();
+  for (int64_t l = 0; l < static_cast<int64_t>(actions.size()); ++l) run_layer(l, actions[static_cast<size_t>(l)]);
+  report_.sequences = global_seqs_;
+  report_.tokens = global_seqs_ * options_.forward.seq_len;
+  report_.seconds = watch.elapsed_s();
+  return report_;
+}
+
+HessianPhaseReport run_hessian_phase(linalg::Backend& backend, comm::Communicator& world,
+                                     const model::WeightSource& source, std::span<const uint32_t> local_tokens,
+                                     const HessianPhaseOptions& options) {
+  HessianPhase phase(backend, world, source, local_tokens, options);
+  return phase.run();
+}
+
+}  // namespace caldera::pipeline
