@@ -114,6 +114,8 @@ HessianTaps::HessianTaps(Backend& backend, const LlamaConfig& config) : backend_
     auto& e = entries_[static_cast<size_t>(input)];
     e.sum = backend.make<double>(n, n, detail::concat("hessian sum ", to_string(input)));
     e.mu_sum = backend.make<double>(1, n, detail::concat("hessian mu_sum ", to_string(input)));
+    e.sum_abs = backend.make<double>(1, n, detail::concat("hessian sum_abs ", to_string(input)));
+    e.max_abs = backend.make<double>(1, n, detail::concat("hessian max_abs ", to_string(input)));
   }
   reset();
 }
@@ -124,6 +126,7 @@ void HessianTaps::accumulate(HessianInput input, MatrixView<const float> x) {
                 " columns, the accumulator is ", e.sum.rows());
   backend_.gram_accumulate(x, e.sum.view());
   backend_.nn().add_column_sums(x, e.mu_sum.view());
+  backend_.nn().add_column_abs_stats(x, e.sum_abs.view(), e.max_abs.view());
   e.count += x.rows;
 }
 
@@ -131,6 +134,8 @@ void HessianTaps::reset() {
   for (auto& e : entries_) {
     backend_.fill(e.sum.view(), 0.0);
     backend_.fill(e.mu_sum.view(), 0.0);
+    backend_.fill(e.sum_abs.view(), 0.0);
+    backend_.fill(e.max_abs.view(), 0.0);
     e.count = 0;
   }
 }

@@ -50,7 +50,9 @@ class HessianTaps {
   /// Zeroed accumulators sized from `config` (n = config.hessian_input_dim(input)).
   HessianTaps(linalg::Backend& backend, const LlamaConfig& config);
 
-  /// sum += xᵀx, mu_sum += column sums of x, count += x.rows. x: tokens × n, backend memory.
+  /// sum += xᵀx, mu_sum += column sums of x, count += x.rows, and ASVD's per-channel statistics
+  /// (asvd-svdllm spec §2.1) sum_abs += Σ|x|, max_abs = max(max_abs, |x|). x: tokens × n, backend
+  /// memory.
   void accumulate(HessianInput input, MatrixView<const float> x);
   /// Zeroes all four accumulators (between layers).
   void reset();
@@ -59,10 +61,13 @@ class HessianTaps {
   int64_t count(HessianInput input) const { return entry(input).count; }
   MatrixView<const double> sum(HessianInput input) const { return entry(input).sum.cview(); }
   MatrixView<const double> mu_sum(HessianInput input) const { return entry(input).mu_sum.cview(); }
+  /// 1 × n fp64: Σ|x| and max|x| per input channel (backend memory).
+  MatrixView<const double> sum_abs(HessianInput input) const { return entry(input).sum_abs.cview(); }
+  MatrixView<const double> max_abs(HessianInput input) const { return entry(input).max_abs.cview(); }
 
  private:
   struct Entry {
-    linalg::Matrix<double> sum, mu_sum;
+    linalg::Matrix<double> sum, mu_sum, sum_abs, max_abs;
     int64_t count = 0;
   };
   const Entry& entry(HessianInput input) const { return entries_[static_cast<size_t>(input)]; }

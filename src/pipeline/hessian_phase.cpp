@@ -137,6 +137,10 @@ void HessianPhase::reduce_and_write(int64_t layer, const model::HessianTaps& tap
     const HostMatrix<double> mu_host = backend_.download(taps.mu_sum(input));
     std::vector<double> mu(mu_host.storage());
     world_.reduce_sum(mu, options_.writer_rank);
+    std::vector<double> sum_abs(backend_.download(taps.sum_abs(input)).storage());
+    world_.reduce_sum(sum_abs, options_.writer_rank);
+    std::vector<double> max_abs(backend_.download(taps.max_abs(input)).storage());
+    world_.allreduce(std::span<double>(max_abs), comm::ReduceOp::kMax);
     const int64_t count = world_.allreduce_value<int64_t>(taps.count(input), comm::ReduceOp::kSum);
     if (!writer) continue;
     unpack_lower(packed, sum);
@@ -145,6 +149,8 @@ void HessianPhase::reduce_and_write(int64_t layer, const model::HessianTaps& tap
     s.count = count;
     s.sum = std::move(sum);
     s.mu_sum = std::move(mu);
+    s.sum_abs = std::move(sum_abs);
+    s.max_abs = std::move(max_abs);
   }
   if (!writer) return;
   const auto path = io::hessian_file_path(options_.workdir, layer);

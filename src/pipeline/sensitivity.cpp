@@ -1,13 +1,9 @@
 #include "pipeline/sensitivity.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
+#include <fstream>
 #include <limits>
 #include <map>
 
@@ -15,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
+#include "io/atomic_file.h"
 #include "io/sha256.h"
 
 namespace caldera::pipeline {
@@ -32,33 +29,16 @@ model::LinearKind linear_kind_of(const MatrixShape& s) {
   raise<Error>("sensitivity: '", s.matrix, "' (", s.name(), ") is not a decoder-layer linear");
 }
 
-/// Writes `text` to `path` by a fsync'ed temp file and rename() (DESIGN §3).
+/// Writes `text` to `path` through io::publish_atomically (temp file, fsync, rename; DESIGN §3).
 void write_text_atomic(const std::filesystem::path& path, const std::string& text) {
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) raise<IoError>(path.parent_path().string(), ": cannot create directory: ", ec.message());
-  const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) raise<IoError>(tmp, ": cannot create: ", std::strerror(errno));
-  size_t done = 0;
-  bool ok = true;
-  while (ok && done < text.size()) {
-    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
-    ok = w > 0;
-    if (ok) done += static_cast<size_t>(w);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved = errno;
-  ok = (::close(fd) == 0) && ok;
-  if (!ok) {
-    std::filesystem::remove(tmp, ec);
-    raise<IoError>(tmp, ": write failed: ", std::strerror(saved));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::filesystem::remove(tmp, ec);
-    raise<IoError>(path.string(), ": rename of the temp file failed: ", std::strerror(e));
-  }
+  io::publish_atomically(path, [&](const std::filesystem::path& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    if (!out.flush()) raise<IoError>(tmp.string(), ": write failed");
+  });
 }
 
 std::filesystem::path layer_file(const std::filesystem::path& dir, RankSearchMode mode, int64_t layer) {
@@ -150,7 +130,7 @@ class SensitivityRunner {
     if (local_seqs_ > 0) {
       auto h = backend_.clone(hidden_.cview(), "sensitivity.hidden");
       {
-        const auto w = model::LayerWeights::upload(backend_, config_, layer, modified);
+        const auto w = model::LayerWeights::upload(backend_, config_, layer, modified, source_.storage_dtype());
         model::forward_layer_batched(backend_, config_, w, h.view(), options_.forward, nullptr);
       }
       for (int64_t l = layer + 1; l < config_.num_hidden_layers; ++l) run_original(l, h.view());
@@ -170,7 +150,7 @@ class SensitivityRunner {
  private:
   void run_original(int64_t layer, MatrixView<float> h) {
     auto& slot = layers_[static_cast<size_t>(layer)];
-    if (!slot) slot.emplace(model::LayerWeights::upload(backend_, config_, layer, source_.load_layer(layer)));
+    if (!slot) slot.emplace(model::LayerWeights::load(backend_, source_, layer));
     model::forward_layer_batched(backend_, config_, *slot, h, options_.forward, nullptr);
     if (options_.layer_cache == LayerCache::kReload) slot.reset();
   }

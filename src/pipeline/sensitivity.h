@@ -117,6 +117,7 @@ class ReplacedWeightSource final : public model::WeightSource {
   void replace(int64_t layer, model::LinearKind kind, HostMatrix<float> w);
 
   const model::LlamaConfig& config() const override { return base_.config(); }
+  DType storage_dtype() const override { return base_.storage_dtype(); }
   model::LayerHostWeights load_layer(int64_t layer) const override;
   HostMatrix<float> load_embedding() const override { return base_.load_embedding(); }
   HostMatrix<float> load_final_norm() const override { return base_.load_final_norm(); }

@@ -111,6 +111,10 @@ void check_model(const fs::path& model_dir, int64_t n_seqs, const std::vector<in
         worst = std::max({worst, ds, dm});
         EXPECT_LT(ds, kRankAgreementTol) << "layer " << l << " " << to_string(in) << " sum";
         EXPECT_LT(dm, kRankAgreementTol) << "layer " << l << " " << to_string(in) << " mu_sum";
+        // ASVD statistics: Σ|x| agrees like Σx; max|x| does not depend on the order at all.
+        EXPECT_LT(rel_vec(g.sum_abs, r.sum_abs), kRankAgreementTol) << "layer " << l << " " << to_string(in);
+        EXPECT_EQ(g.max_abs, r.max_abs) << "layer " << l << " " << to_string(in);
+        ASSERT_EQ(static_cast<int64_t>(g.sum_abs.size()), g.n);
         if (std::find(psd_layers.begin(), psd_layers.end(), l) != psd_layers.end() || psd_layers.empty()) {
           const auto [lo, hi] = eig_range(*f.cpu, g.sum);
           EXPECT_GT(hi, 0.0);

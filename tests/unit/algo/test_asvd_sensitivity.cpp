@@ -64,13 +64,15 @@ std::map<std::pair<int64_t, HessianInput>, algo::InputStats> collect_stats(const
   std::map<std::pair<int64_t, HessianInput>, algo::InputStats> out;
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
     taps.reset();
-    const auto w = model::LayerWeights::upload(be, config, layer, source.load_layer(layer));
+    const auto w = model::LayerWeights::load(be, source, layer);
     model::forward_layer_batched(be, config, w, hidden.view(), forward_options(), &taps);
     for (HessianInput in : model::kAllHessianInputs) {
       algo::InputStats s;
       s.sum_xxt = be.download(taps.sum(in));
       s.count = taps.count(in);
       s.n_sequences = static_cast<int64_t>(toks.size()) / kSeqLen;
+      s.sum_abs_x = be.download(taps.sum_abs(in)).storage();
+      s.max_abs_x = be.download(taps.max_abs(in)).storage();
       out.emplace(std::make_pair(layer, in), std::move(s));
     }
   }
