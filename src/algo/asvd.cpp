@@ -67,6 +67,32 @@ double activation_rel_error(linalg::Backend& backend, MatrixView<const float> w,
   return std::sqrt(std::max(num, 0.0) / den);
 }
 
+double parse_number(std::string_view key, std::string_view v) {
+  const std::string s(v);
+  size_t used = 0;
+  double d = 0;
+  try {
+    d = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  CALDERA_CHECK_AS(ConfigError, used == s.size() && !s.empty(), "--", key, ": a number expected, found '", v, "'");
+  return d;
+}
+
+std::vector<double> parse_number_list(std::string_view key, std::string_view v) {
+  std::vector<double> out;
+  size_t start = 0;
+  while (start <= v.size()) {
+    const size_t comma = v.find(',', start);
+    const std::string_view item = v.substr(start, comma == std::string_view::npos ? v.size() - start : comma - start);
+    out.push_back(parse_number(key, item));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 HostMatrix<float> bf16_matrix(const Tensor& t, const std::string& name) {
   CALDERA_CHECK(t.dtype == DType::kBF16 && t.shape.size() == 2, "low-rank tensor '", name,
                 "': bf16 2-D expected, found ", dtype_name(t.dtype), " with ", t.shape.size(), " dimensions");
@@ -275,6 +301,63 @@ CompressedUnit LowRankMethod::compress(const MethodContext& context, MatrixView<
 
 HostMatrix<float> LowRankMethod::reconstruct(linalg::Backend& backend, const TensorMap& tensors) const {
   return reconstruct_low_rank(backend, tensors);
+}
+
+std::vector<std::pair<std::string, std::string>> asvd_option_names() {
+  return {
+      {"method", "asvd | svdllm | svd (low-rank methods)"},
+      {"param-ratio", "target overall param ratio of the factorized linears (spec §4), (0, 1]"},
+      {"kv-ratio", "target KV-cache ratio Σr/Σd_kv of k_proj/v_proj (spec §6), (0, 1]; 1 = off"},
+      {"alpha", "asvd: exponent of the activation statistic in S (default 0.5)"},
+      {"scaling", "asvd: abs-mean | abs-max activation statistic"},
+      {"rank-search", "sensitivity (STRS, spec §5) | uniform"},
+      {"sensitivity-seqs", "calibration sequences for the sensitivity perplexities (default 32)"},
+      {"sensitivity-candidates", "comma-separated candidate ratios of the weight search (default 0.4,...,0.9)"},
+      {"kv-candidates", "comma-separated candidate ratios of the KV-cache search (default 0.1,...,1.9)"},
+      {"sigma-fuse", "UV | U | V: where Σ goes in A·B (default UV)"},
+      {"svd-precision", "f32 | f64 precision of W·S and its SVD"},
+      {"scaling-floor", "asvd: relative floor of S (default 1e-3)"},
+      {"whitening-damping", "svdllm: first relative damping when Σxxᵀ is not positive definite (default 1e-4)"},
+  };
+}
+
+void apply_asvd_option(AsvdParams& p, std::string_view key, std::string_view v) {
+  if (key == "method") {
+    p.method = parse_low_rank_kind(v);
+  } else if (key == "param-ratio") {
+    p.param_ratio = parse_number(key, v);
+  } else if (key == "kv-ratio") {
+    p.kv_ratio = parse_number(key, v);
+  } else if (key == "alpha") {
+    p.alpha = parse_number(key, v);
+  } else if (key == "scaling") {
+    p.scaling = parse_activation_scaling(v);
+  } else if (key == "rank-search") {
+    p.rank_search = parse_rank_search(v);
+  } else if (key == "sensitivity-seqs") {
+    const double d = parse_number(key, v);
+    CALDERA_CHECK_AS(ConfigError, d == std::floor(d) && std::fabs(d) < 1e9, "--sensitivity-seqs: an integer expected, found '",
+                     v, "'");
+    p.sensitivity_sequences = static_cast<int>(d);
+  } else if (key == "sensitivity-candidates") {
+    p.weight_candidates = parse_number_list(key, v);
+  } else if (key == "kv-candidates") {
+    p.kv_candidates = parse_number_list(key, v);
+  } else if (key == "sigma-fuse") {
+    p.sigma_fuse = parse_sigma_fuse(v);
+  } else if (key == "svd-precision") {
+    p.svd_precision = parse_svd_precision(v);
+  } else if (key == "scaling-floor") {
+    p.scaling_floor = parse_number(key, v);
+  } else if (key == "whitening-damping") {
+    p.whitening_damping = parse_number(key, v);
+  } else {
+    raise<ConfigError>("unknown low-rank method option '", key, "' (known: see asvd_option_names())");
+  }
+}
+
+std::unique_ptr<Method> make_low_rank_method(const AsvdParams& params, std::optional<RankAllocation> allocation) {
+  return std::make_unique<LowRankMethod>(params, std::move(allocation));
 }
 
 TensorMap low_rank_tensors(const LowRankFactors& factors) {

@@ -110,6 +110,21 @@ class LowRankMethod final : public Method {
   std::optional<RankAllocation> allocation_;
 };
 
+/// Long names (without dashes) of every option apply_asvd_option() accepts, with a one-line
+/// description each: what the CLI registers for `compress` / `run` and presets may set (configs/
+/// asvd-*.ini, svdllm-*.ini). "method" is shared with the other methods (asvd | svdllm | svd).
+[[nodiscard]] std::vector<std::pair<std::string, std::string>> asvd_option_names();
+
+/// Sets the field of `params` that option `key` (a name from asvd_option_names()) names, parsing
+/// `value` (lists: comma-separated ratios). Throws ConfigError naming the option and the accepted
+/// values when the key is unknown or the value does not parse; ranges are checked by validate().
+void apply_asvd_option(AsvdParams& params, std::string_view key, std::string_view value);
+
+/// The Method for `params` with an optional allocation (LowRankMethod; validates, throws
+/// ConfigError listing every problem).
+[[nodiscard]] std::unique_ptr<Method> make_low_rank_method(const AsvdParams& params,
+                                                           std::optional<RankAllocation> allocation = std::nullopt);
+
 /// Stores factors as the method's tensors: "A" bf16 [m, r] and "B" bf16 [r, n].
 [[nodiscard]] TensorMap low_rank_tensors(const LowRankFactors& factors);
 /// Rebuilds W ≈ A·B (fp32 GEMM on `backend`) from low_rank_tensors() output or a "weight" tensor;

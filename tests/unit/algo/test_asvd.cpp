@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "algo/asvd.h"
 #include "algo/lowrank.h"
@@ -375,6 +377,60 @@ TEST(AsvdParams, ValidateReportsEveryProblemWithItsOption) {
   EXPECT_EQ(parse_activation_scaling("abs_max"), ActivationScaling::kAbsMax);
   EXPECT_THROW((void)parse_rank_search("greedy"), ConfigError);
   EXPECT_EQ(AsvdParams{}.candidates(RankSearchMode::kWeights).size(), 6u);
+}
+
+TEST(AsvdParams, OptionsParseIntoTypedFields) {
+  AsvdParams p;
+  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+           {"method", "svdllm"}, {"param-ratio", "0.85"}, {"kv-ratio", "0.5"}, {"alpha", "1"},
+           {"scaling", "abs-max"}, {"rank-search", "uniform"}, {"sensitivity-seqs", "16"},
+           {"sensitivity-candidates", "0.5,0.7,0.9"}, {"kv-candidates", "0.2,0.4"}, {"sigma-fuse", "U"},
+           {"svd-precision", "f64"}, {"scaling-floor", "0.01"}, {"whitening-damping", "0.001"}})
+    apply_asvd_option(p, k, v);
+  EXPECT_EQ(p.method, LowRankKind::kSvdLlm);
+  EXPECT_DOUBLE_EQ(p.param_ratio, 0.85);
+  EXPECT_DOUBLE_EQ(p.kv_ratio, 0.5);
+  EXPECT_DOUBLE_EQ(p.alpha, 1.0);
+  EXPECT_EQ(p.scaling, ActivationScaling::kAbsMax);
+  EXPECT_EQ(p.rank_search, RankSearch::kUniform);
+  EXPECT_EQ(p.sensitivity_sequences, 16);
+  EXPECT_EQ(p.weight_candidates, (std::vector<double>{0.5, 0.7, 0.9}));
+  EXPECT_EQ(p.kv_candidates, (std::vector<double>{0.2, 0.4}));
+  EXPECT_EQ(p.sigma_fuse, SigmaFuse::kU);
+  EXPECT_EQ(p.svd_precision, SvdPrecision::kF64);
+  EXPECT_NO_THROW(p.validate());
+  EXPECT_EQ(asvd_option_names().size(), 13u);
+  EXPECT_THROW(apply_asvd_option(p, "param-ratio", "0.9x"), ConfigError);
+  EXPECT_THROW(apply_asvd_option(p, "sensitivity-candidates", "0.5,,0.7"), ConfigError);
+  EXPECT_THROW(apply_asvd_option(p, "rank", "8"), ConfigError);
+  EXPECT_EQ(make_low_rank_method(p)->name(), "svdllm");
+}
+
+TEST(AsvdParams, ShippedPresetsParseAndValidate) {
+  // configs/asvd-*.ini and svdllm-*.ini: `key = value` lines, `#` comments (cli/options.h format).
+  const auto dir = test::data_dir().parent_path().parent_path() / "configs";
+  int presets = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (!(name.rfind("asvd-", 0) == 0 || name.rfind("svdllm-", 0) == 0)) continue;
+    AsvdParams p;
+    std::ifstream in(entry.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      if (const auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+      const auto eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      auto trim = [](std::string x) {
+        x.erase(0, x.find_first_not_of(" \t"));
+        x.erase(x.find_last_not_of(" \t") + 1);
+        return x;
+      };
+      EXPECT_NO_THROW(apply_asvd_option(p, trim(line.substr(0, eq)), trim(line.substr(eq + 1)))) << name << ": " << line;
+    }
+    EXPECT_NO_THROW(p.validate()) << name;
+    ++presets;
+  }
+  EXPECT_GE(presets, 10);
 }
 
 }  // namespace
