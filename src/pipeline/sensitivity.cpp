@@ -310,18 +310,21 @@ algo::SensitivityTable compute_sensitivity(linalg::Backend& backend, comm::Commu
           if (ranks[c] == 0) ranks[c] = algo::MatrixAllocation::kDense;  // keeps nothing: not a candidate
           kept = std::max(kept, ranks[c]);
         }
-        // Factorize once (pitfall 19); every rank does, and all must agree it worked.
+        // Factorize once (pitfall 19); every rank does, and all must agree it worked. `kept` is the
+        // same on every rank, so skipping a matrix without candidates keeps the collectives aligned.
         std::optional<algo::TruncatableSvd> svd;
         const HostMatrix<float>& w = original[kind];
-        try {
-          const algo::InputStats empty;
-          const algo::InputStats& st = params.method == algo::LowRankKind::kSvd ? empty : layer_stats.at(input);
-          const algo::InputTransform s = method.input_transform(backend, st, shape.cols, shape.name());
-          svd = algo::TruncatableSvd::compute(backend, w.view(), s, kept, params.svd_precision);
-        } catch (const NumericError& e) {
-          log_warn(shape.name(), ": factorization failed (", e.what(), "); not a candidate of the search");
+        if (kept > 0) {
+          try {
+            const algo::InputStats empty;
+            const algo::InputStats& st = params.method == algo::LowRankKind::kSvd ? empty : layer_stats.at(input);
+            const algo::InputTransform s = method.input_transform(backend, st, shape.cols, shape.name());
+            svd = algo::TruncatableSvd::compute(backend, w.view(), s, kept, params.svd_precision);
+          } catch (const NumericError& e) {
+            log_warn(shape.name(), ": factorization failed (", e.what(), "); not a candidate of the search");
+          }
         }
-        const bool ok = world.all(svd.has_value());
+        const bool ok = kept > 0 && world.all(svd.has_value());
         io::JsonValue ppl = io::JsonValue::array();
         for (size_t c = 0; c < n_cand; ++c) {
           if (ok && ranks[c] != algo::MatrixAllocation::kDense) {
