@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 
 #include "core/dtype.h"
@@ -198,7 +199,21 @@ LowRankMethod::LowRankMethod(AsvdParams params, std::optional<RankAllocation> al
 
 std::string LowRankMethod::name() const { return std::string(to_string(params_.method)); }
 
-std::vector<std::pair<std::string, std::string>> LowRankMethod::parameters() const { return params_.to_pairs(); }
+std::vector<std::pair<std::string, std::string>> LowRankMethod::parameters() const {
+  auto p = params_.to_pairs();
+  if (allocation_) {
+    // FNV-1a over every (matrix, rank): finished units are never reused under another allocation.
+    uint64_t h = 1469598103934665603ull;
+    for (const auto& m : allocation_->matrices) {
+      const std::string item = m.shape.name() + "=" + std::to_string(m.rank) + ";";
+      for (unsigned char c : item) h = (h ^ c) * 1099511628211ull;
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+    p.emplace_back("allocation_digest", hex);
+  }
+  return p;
+}
 
 double LowRankMethod::cost_estimate(int64_t m, int64_t n) const {
   const double mm = static_cast<double>(m), nn = static_cast<double>(n);

@@ -315,6 +315,11 @@ TEST(LowRankMethod, AllocationDecidesRankAndDenseUnits) {
   a.rank = rank_for_param_ratio(m, n, 0.4);
   alloc.matrices.push_back(a);
   const LowRankMethod method(p, alloc);
+  // The allocation is part of the parameters (task identity), so another allocation never reuses units.
+  auto other = alloc;
+  other.matrices[0].rank -= 1;
+  EXPECT_NE(method.parameters(), LowRankMethod(p, other).parameters());
+  EXPECT_EQ(method.parameters(), LowRankMethod(p, alloc).parameters());
   const CompressedUnit up = method.compress(context_for(1, "mlp.up_proj"), w.view(), stats);
   EXPECT_EQ(up.tensors.at("A").shape[1], a.rank);
   // Not in the allocation: stays dense, reconstructed exactly.
