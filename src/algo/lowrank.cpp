@@ -10,6 +10,10 @@
 namespace caldera::algo {
 namespace {
 
+/// Smallest Cholesky pivot L_ii² accepted, relative to mean(diag G): below it G is treated as
+/// singular and damped (cond(L) would exceed ~10⁶).
+constexpr double kMinRelativePivot = 1e-12;
+
 std::string normalized(std::string_view text) {
   std::string s(text);
   for (char& c : s) c = c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -215,6 +219,12 @@ InputTransform cholesky_whitening(linalg::Backend& backend, const InputStats& st
     try {
       backend.cholesky(l.view());
       t.lower = backend.download(l);
+      // A numerically singular G can pass the factorization with round-off-sized pivots; such an L
+      // would blow V_rᵀ L⁻¹ up, so treat it as not positive definite (pitfalls 2, 3).
+      double min_pivot = INFINITY;
+      for (int64_t i = 0; i < n; ++i) min_pivot = std::min(min_pivot, t.lower(i, i) * t.lower(i, i));
+      if (!(min_pivot >= kMinRelativePivot * mean_diag))
+        raise<NumericError>("pivot ", min_pivot, " below ", kMinRelativePivot, " · mean(diag)");
       t.damping = delta;
       return t;
     } catch (const NumericError&) {

@@ -90,7 +90,9 @@ struct WhiteningOptions {
 };
 
 /// Spec §2.2 / §9.1: L = chol(G) in fp64 with G = stats.sum_xxt (n×n, symmetric), with the relative
-/// damping fallback of pitfall 2 (the δ used is recorded in the result). Runs on `backend`.
+/// damping fallback of pitfall 2 (the δ used is recorded in the result). A factorization whose
+/// smallest pivot L_ii² is below 1e-12 · mean(diag G) counts as failed (numerically singular G).
+/// Runs on `backend`.
 /// Throws ConfigError naming `context` for a wrong shape or an empty count, NumericError when G is
 /// non-finite, its diagonal is all zero, or it stays indefinite with δ = 1.
 [[nodiscard]] InputTransform cholesky_whitening(linalg::Backend& backend, const InputStats& stats, int64_t n,

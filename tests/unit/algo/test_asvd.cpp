@@ -217,6 +217,16 @@ TEST(LowRank, RankDeficientGramUsesRecordedRelativeDamping) {
   EXPECT_LT(test::rel_diff(llt, g), 1e-12);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = i + 1; j < n; ++j) EXPECT_EQ(l.lower(i, j), 0.0);
+
+  // Positive but numerically singular (a pivot of 1e-15 · mean diag): Cholesky succeeds, yet the
+  // whitening would amplify by ~3·10⁷, so it is damped too.
+  InputStats tiny;
+  tiny.sum_xxt = HostMatrix<double>(8, 8);
+  for (int64_t i = 0; i < 8; ++i) tiny.sum_xxt(i, i) = i == 5 ? 1e-15 : 1.0;
+  tiny.count = 100;
+  EXPECT_GT(cholesky_whitening(cpu_backend(), tiny, 8, {}, "test").damping, 0.0);
+  tiny.sum_xxt(5, 5) = 1e-6;  // well enough conditioned: exact whitening
+  EXPECT_EQ(cholesky_whitening(cpu_backend(), tiny, 8, {}, "test").damping, 0.0);
 }
 
 TEST(LowRank, Fp32SvdAgreesWithFp64) {
