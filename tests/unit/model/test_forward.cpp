@@ -269,6 +269,18 @@ TEST_F(ForwardTest, LayerMatchesHostReferenceWithBiasesAndTaps) {
       }
       EXPECT_LT(std::sqrt(sum_err / sum_norm), kLayerTol) << to_string(input);
       EXPECT_LT(std::sqrt(mu_err / mu_norm), kLayerTol) << to_string(input);
+      // ASVD statistics: Σ|x| and max|x| per channel.
+      const auto sum_abs = taps.sum_abs(input);
+      const auto max_abs = be_->download(taps.max_abs(input));
+      for (int64_t i = 0; i < n; ++i) {
+        double sa = 0, ma = 0;
+        for (const auto& row : x) {
+          sa += std::abs(row[static_cast<size_t>(i)]);
+          ma = std::max(ma, std::abs(row[static_cast<size_t>(i)]));
+        }
+        EXPECT_NEAR(sum_abs(0, i), sa, kLayerTol * (sa + 1e-3)) << to_string(input) << " channel " << i;
+        EXPECT_NEAR(max_abs(0, i), ma, kLayerTol * (ma + 1e-3)) << to_string(input) << " channel " << i;
+      }
     }
   }
 }
