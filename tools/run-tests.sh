@@ -21,7 +21,7 @@ cmake --build build -j "$jobs"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCALDERA_WITH_CUDA=OFF \
       -DCALDERA_SANITIZE="address;undefined"
 cmake --build build-asan -j "$jobs" --target test_io
-(cd build-asan && ctest --output-on-failure -j "$jobs" -L io)
+(cd build-asan && ctest --output-on-failure -j "$jobs" -L "^io$")
 
 if [[ "${CALDERA_SKIP_CPU_ONLY:-0}" != "1" ]]; then
   cmake -S . -B build-cpu-only -G Ninja -DCMAKE_BUILD_TYPE=Release -DCALDERA_WITH_CUDA=OFF

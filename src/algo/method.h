@@ -111,7 +111,8 @@ class Method {
   /// Compresses w (m×n host fp32, the original weight) for an input with statistics `stats`.
   virtual CompressedUnit compress(const MethodContext& context, MatrixView<const float> w,
                                   const InputStats& stats) const = 0;
-  /// Rebuilds the dense m×n matrix (original basis) from `tensors`.
+  /// Rebuilds the dense m×n matrix (original basis) from `tensors` alone: the method's parameters
+  /// must not be needed (a compressed model is read back with the method's default parameters).
   virtual HostMatrix<float> reconstruct(linalg::Backend& backend, const TensorMap& tensors) const = 0;
   /// For methods with a low-rank term (CALDERA: Q + L·R with the Hadamard/sign transforms folded
   /// into the factors): the split of reconstruct(tensors). std::nullopt for the others.

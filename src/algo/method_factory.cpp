@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "algo/method_factory.h"
 
 #include <charconv>
@@ -15,20 +16,27 @@ std::string_view to_string(MethodKind kind) noexcept {
     case MethodKind::kRtn: return "rtn";
     case MethodKind::kGptq: return "gptq";
     case MethodKind::kSpqr: return "spqr";
+    case MethodKind::kAsvd: return "asvd";
+    case MethodKind::kSvdLlm: return "svdllm";
+    case MethodKind::kSvd: return "svd";
   }
   return "?";
 }
 
 MethodKind parse_method_kind(std::string_view text) {
-  for (MethodKind k : {MethodKind::kCaldera, MethodKind::kQuip, MethodKind::kRtn, MethodKind::kGptq, MethodKind::kSpqr})
+  for (MethodKind k : {MethodKind::kCaldera, MethodKind::kQuip, MethodKind::kRtn, MethodKind::kGptq, MethodKind::kSpqr,
+                       MethodKind::kAsvd, MethodKind::kSvdLlm, MethodKind::kSvd})
     if (text == to_string(k)) return k;
-  raise<ConfigError>("--method: expected caldera, quip, rtn, gptq or spqr, got '", text, "'");
+  raise<ConfigError>("--method: expected caldera, quip, rtn, gptq, spqr, asvd, svdllm or svd, got '", text, "'");
 }
 
 MethodConfig MethodConfig::defaults(MethodKind kind) {
   MethodConfig c;
   c.method = kind;
   if (kind == MethodKind::kQuip) c.caldera = CalderaParams::quip_sharp();
+  if (kind == MethodKind::kAsvd) c.low_rank.method = LowRankKind::kAsvd;
+  if (kind == MethodKind::kSvdLlm) c.low_rank.method = LowRankKind::kSvdLlm;
+  if (kind == MethodKind::kSvd) c.low_rank.method = LowRankKind::kSvd;
   return c;
 }
 
@@ -43,6 +51,15 @@ std::vector<std::string> MethodConfig::problems() const {
     case MethodKind::kRtn: return rtn.problems();
     case MethodKind::kGptq: return gptq.problems();
     case MethodKind::kSpqr: return spqr.problems();
+    case MethodKind::kAsvd:
+    case MethodKind::kSvdLlm:
+    case MethodKind::kSvd:
+      try {
+        low_rank.validate();
+      } catch (const ConfigError& e) {
+        return {e.what()};
+      }
+      return {};
   }
   return {"--method: unknown method"};
 }
@@ -85,10 +102,17 @@ E parse_choice(std::string_view key, std::string_view v, std::initializer_list<s
   raise<ConfigError>("--", key, ": expected ", accepted, ", got '", v, "'");
 }
 
+const std::vector<std::pair<std::string, std::string>>& low_rank_options() {
+  static const auto names = asvd_option_names();
+  return names;
+}
+auto low_rank_option_begin() { return low_rank_options().begin(); }
+auto low_rank_option_end() { return low_rank_options().end(); }
+
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> method_option_names() {
-  return {{"method", "compression method: caldera | quip | rtn | gptq | spqr"},
+  std::vector<std::pair<std::string, std::string>> names = {{"method", "compression method: caldera | quip | rtn | gptq | spqr | asvd | svdllm | svd"},
           {"rank", "rank k of L·R (caldera; multiple of 16 for quantized factors; quip: 0)"},
           {"bits-q", "bits per weight of Q (caldera/quip: 2 | 3 | 4) or of the RTN grid (2..8)"},
           {"bits-lr", "bits of L and R: 16 (fp16) or 2..4 (e8p) / 2..8 (uniform)"},
@@ -118,6 +142,17 @@ std::vector<std::pair<std::string, std::string>> method_option_names() {
           {"act-order", "GPTQ / SpQR: columns in decreasing diag(H) order: on | off"},
           {"simplified-outliers", "SpQR: fit statistics without the leave-one-out pre-filter: on | off"},
           {"block-size", "GPTQ / SpQR: lazy-update block width (speed only)"}};
+  for (const auto& [name, help] : asvd_option_names())
+    if (name != "method") names.emplace_back(name, help);
+  return names;
+}
+
+bool MethodConfig::is_low_rank() const {
+  return method == MethodKind::kAsvd || method == MethodKind::kSvdLlm || method == MethodKind::kSvd;
+}
+
+bool MethodConfig::needs_rank_allocation() const {
+  return is_low_rank() && (low_rank.rank_search == RankSearch::kSensitivity || low_rank.kv_search());
 }
 
 void apply_method_option(MethodConfig& c, std::string_view key, std::string_view v) {
@@ -187,6 +222,8 @@ void apply_method_option(MethodConfig& c, std::string_view key, std::string_view
         key, v, {{"on", OutlierSelection::kSimplified}, {"off", OutlierSelection::kLeaveOneOut}});
   } else if (key == "block-size") {
     c.gptq.block_size = c.spqr.block_size = parse_int(key, v);
+  } else if (std::any_of(low_rank_option_begin(), low_rank_option_end(), [&](const auto& o) { return o.first == key; })) {
+    apply_asvd_option(c.low_rank, key, v);
   } else if (key == "rtn-grid") {
     c.rtn.grid = parse_choice<RtnGrid>(key, v, {{"minmax", RtnGrid::kMinMax}, {"gptq", RtnGrid::kGptq}});
   } else {
@@ -194,14 +231,21 @@ void apply_method_option(MethodConfig& c, std::string_view key, std::string_view
   }
 }
 
-std::unique_ptr<Method> make_method(const MethodConfig& config) {
+std::unique_ptr<Method> make_method(const MethodConfig& config, std::optional<RankAllocation> allocation) {
   config.validate();
+  CALDERA_CHECK_AS(ConfigError, !allocation || config.is_low_rank(), "--method ", to_string(config.method),
+                   " takes no rank allocation");
+  CALDERA_CHECK_AS(ConfigError, allocation || !config.needs_rank_allocation(), "--method ", to_string(config.method),
+                   " with --rank-search sensitivity or --kv-ratio < 1 needs the rank-allocation step of the pipeline");
   switch (config.method) {
     case MethodKind::kCaldera: return std::make_unique<CalderaMethod>(config.caldera, "caldera");
     case MethodKind::kQuip: return std::make_unique<CalderaMethod>(config.caldera, "quip");
     case MethodKind::kRtn: return std::make_unique<RtnMethod>(config.rtn);
     case MethodKind::kGptq: return make_gptq_method(config.gptq);
     case MethodKind::kSpqr: return make_spqr_method(config.spqr);
+    case MethodKind::kAsvd:
+    case MethodKind::kSvdLlm:
+    case MethodKind::kSvd: return make_low_rank_method(config.low_rank, std::move(allocation));
   }
   raise<ConfigError>("--method: unknown method");
 }

@@ -10,6 +10,7 @@
 
 #include "algo/caldera.h"
 #include "algo/gptq.h"
+#include "algo/asvd.h"
 #include "algo/method.h"
 #include "algo/rtn.h"
 #include "algo/spqr.h"
@@ -23,19 +24,30 @@ enum class MethodKind : uint8_t {
   kRtn,      ///< round-to-nearest baseline (RtnParams)
   kGptq,     ///< GPTQ baseline (GptqParams)
   kSpqr,     ///< SpQR (SpqrParams)
+  kAsvd,     ///< ASVD (AsvdParams, method asvd)
+  kSvdLlm,   ///< SVD-LLM (AsvdParams, method svdllm)
+  kSvd,      ///< plain truncated SVD (AsvdParams, method svd)
 };
 std::string_view to_string(MethodKind kind) noexcept;
-/// "caldera" | "quip" | "rtn" | "gptq" | "spqr"; throws ConfigError naming --method and the accepted values.
+/// "caldera" | "quip" | "rtn" | "gptq" | "spqr" | "asvd" | "svdllm" | "svd"; throws ConfigError naming
+/// --method and the accepted values.
 [[nodiscard]] MethodKind parse_method_kind(std::string_view text);
 
 /// Everything a method needs besides its inputs. The pipeline keys MethodContext::rng as
 /// Rng(seed).stream({layer, matrix_index}) with seed = [--seed].
 struct MethodConfig {
-  MethodKind method = MethodKind::kCaldera;  ///< [--method caldera|quip|rtn|gptq|spqr]
+  MethodKind method = MethodKind::kCaldera;  ///< [--method caldera|quip|rtn|gptq|spqr|asvd|svdllm|svd]
   CalderaParams caldera;                     ///< used by caldera and quip
   RtnParams rtn;                             ///< used by rtn
   GptqParams gptq;                           ///< used by gptq
   SpqrParams spqr;                           ///< used by spqr
+  AsvdParams low_rank;                       ///< used by asvd, svdllm, svd
+
+  /// True for asvd / svdllm / svd.
+  [[nodiscard]] bool is_low_rank() const;
+  /// True when the low-rank method needs the pipeline's rank-allocation step (sensitivity search
+  /// or a KV-cache target) before phase 2: make_method() then needs the allocation.
+  [[nodiscard]] bool needs_rank_allocation() const;
 
   /// Default configuration of `kind` (quip: CalderaParams::quip_sharp()).
   [[nodiscard]] static MethodConfig defaults(MethodKind kind);
@@ -57,7 +69,9 @@ struct MethodConfig {
 /// validate() so that every problem is reported at once.
 void apply_method_option(MethodConfig& config, std::string_view key, std::string_view value);
 
-/// The Method for `config` (validated first; throws ConfigError listing all problems).
-[[nodiscard]] std::unique_ptr<Method> make_method(const MethodConfig& config);
+/// The Method for `config` (validated first; throws ConfigError listing all problems). A low-rank
+/// method that needs_rank_allocation() takes the allocation computed by the pipeline.
+[[nodiscard]] std::unique_ptr<Method> make_method(const MethodConfig& config,
+                                                  std::optional<RankAllocation> allocation = std::nullopt);
 
 }  // namespace caldera::algo

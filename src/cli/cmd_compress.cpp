@@ -8,6 +8,7 @@
 #include "cli/run_summary.h"
 #include "cli/session_options.h"
 #include "cli/subcommand.h"
+#include "pipeline/method_setup.h"
 #include "core/timer.h"
 
 namespace caldera::cli {
@@ -25,9 +26,20 @@ class CompressCommand final : public Subcommand {
   int run(const po::variables_map& values, CliContext& context) const override {
     Stopwatch watch;
     const pipeline::SessionOptions options = session_options_from(values, context);
-    const auto method = algo::make_method(method_config_from(values));
+    const algo::MethodConfig method_config = method_config_from(values);
+    pipeline::PreparedMethod prepared;
+    if (!method_config.needs_rank_allocation()) prepared.method = algo::make_method(method_config);
     auto backend = make_backend_from_options(values, context);
-    pipeline::Session session(*context.comm, *backend, options, method.get());
+    pipeline::Session session(*context.comm, *backend, options, prepared.method.get());
+    if (!prepared.method) {  // rank allocation of a low-rank method (needs phase 1)
+      try {
+        prepared = pipeline::prepare_method(session, method_config);
+      } catch (const algo::StopRequested&) {
+        return kExitRequeue;
+      }
+      session.attach_method(*prepared.method);
+    }
+    const algo::Method* method = prepared.method.get();
     pipeline::CompressPhaseReport r;
     if (!session.run_compress(&r)) return kExitRequeue;
     io::JsonValue summary = compress_summary(r);

@@ -12,6 +12,7 @@
 #include "cli/run_summary.h"
 #include "cli/session_options.h"
 #include "cli/subcommand.h"
+#include "pipeline/method_setup.h"
 #include "comm/partition.h"
 #include "core/log.h"
 #include "core/timer.h"
@@ -52,14 +53,17 @@ class RunCommand final : public Subcommand {
   int run(const po::variables_map& values, CliContext& context) const override {
     Stopwatch total;
     const pipeline::SessionOptions options = session_options_from(values, context);
-    const auto method = algo::make_method(method_config_from(values));
+    const algo::MethodConfig method_config = method_config_from(values);
+    // Built now (so bad parameters fail before phase 1) unless it depends on phase 1.
+    pipeline::PreparedMethod prepared;
+    if (!method_config.needs_rank_allocation()) prepared.method = algo::make_method(method_config);
     const double shard_gb = values["max-shard-gb"].as<double>();
     CALDERA_CHECK_AS(ConfigError, shard_gb > 0, "--max-shard-gb must be positive, got ", shard_gb);
     const int64_t eval_max = values["eval-max-seqs"].as<int64_t>();
     CALDERA_CHECK_AS(ConfigError, eval_max >= 0, "--eval-max-seqs must be >= 0, got ", eval_max);
     auto backend = make_backend_from_options(values, context);
     comm::Communicator& world = *context.comm;
-    pipeline::Session session(world, *backend, options, method.get());
+    pipeline::Session session(world, *backend, options, prepared.method.get());
     std::optional<io::TokenFile> eval_tokens;
     if (values.count("eval-tokens"))
       eval_tokens.emplace(io::TokenFile::open(values["eval-tokens"].as<std::string>(), options.forward.seq_len,
@@ -71,6 +75,17 @@ class RunCommand final : public Subcommand {
     if (!session.run_hessians()) return kExitRequeue;
     seconds.set("hessians", phase.elapsed_s());
     phase.reset();
+    if (!prepared.method) {
+      try {
+        prepared = pipeline::prepare_method(session, method_config);
+      } catch (const algo::StopRequested&) {
+        return kExitRequeue;
+      }
+      session.attach_method(*prepared.method);
+      seconds.set("rank_allocation", phase.elapsed_s());
+      phase.reset();
+    }
+    const algo::Method* method = prepared.method.get();
     pipeline::CompressPhaseReport compress;
     if (!session.run_compress(&compress)) return kExitRequeue;
     seconds.set("compress", phase.elapsed_s());
@@ -88,6 +103,10 @@ class RunCommand final : public Subcommand {
     summary.set("avg_bits", figures[0]);
     summary.set("mean_rel_error", figures[1]);
     summary.set("outlier_rate", figures[2]);
+    if (prepared.low_rank) {
+      summary.set("param_ratio", prepared.low_rank->param_ratio);
+      if (method_config.low_rank.kv_search()) summary.set("kv_cache_ratio", prepared.low_rank->kv_cache_ratio);
+    }
     if (eval_tokens) {
       phase.reset();
       const pipeline::HfWeightSource original(options.model_dir);

@@ -71,6 +71,8 @@ std::unique_ptr<model::WeightSource> open_weight_source(const fs::path& dir, lin
     raise<ConfigError>(where, ": quantization_config.quant_method is not \"caldera\"; caldera-dist reads its own "
                        "compressed models and plain Hugging Face models only");
   algo::MethodConfig config = method_config_from_quantization_config(q, where);
+  if (config.needs_rank_allocation()) config.low_rank.rank_search = algo::RankSearch::kUniform;  // reading only
+  if (config.low_rank.kv_search()) config.low_rank.kv_ratio = 1.0;
   return std::make_unique<CompressedWeightSource>(dir, algo::make_method(config), backend);
 }
 

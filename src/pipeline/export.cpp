@@ -158,19 +158,16 @@ io::JsonValue quantization_config_json(const algo::Method& method, double avg_bi
 }
 
 algo::MethodConfig method_config_from_quantization_config(const io::JsonValue& q, const std::string& where) {
+  // Method::reconstruct() rebuilds a matrix from its tensors alone, so the method's kind is all
+  // that is needed; the recorded parameters are provenance.
   const io::JsonValue* method = q.find("method");
-  const io::JsonValue* params = q.find("parameters");
-  if (method == nullptr || !method->is_string() || params == nullptr || !params->is_object())
-    raise<ConfigError>(where, ": quantization_config needs a string \"method\" and an object \"parameters\"");
-  algo::MethodConfig config;
+  if (method == nullptr || !method->is_string())
+    raise<ConfigError>(where, ": quantization_config needs a string \"method\"");
   try {
-    algo::apply_method_option(config, "method", method->as_string());
-    for (const auto& [key, value] : params->as_object())
-      algo::apply_method_option(config, key, value.is_string() ? value.as_string() : value.dump());
+    return algo::MethodConfig::defaults(algo::parse_method_kind(method->as_string()));
   } catch (const ConfigError& e) {
     raise<ConfigError>(where, ": quantization_config: ", e.what());
   }
-  return config;
 }
 
 io::JsonValue read_quantization_config(const fs::path& dir) {

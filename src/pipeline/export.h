@@ -67,9 +67,9 @@ io::JsonValue quantization_config_json(const algo::Method& method, double avg_bi
 ExportReport export_model(linalg::Backend& backend, const io::HfModel& model, const Workdir& workdir,
                           const algo::Method& method, const ExportOptions& options);
 
-/// The method configuration a quantization_config records (inverse of quantization_config_json):
-/// "method" first, then every parameter through algo::apply_method_option. Throws ConfigError
-/// naming `where` when a member is missing or not understood.
+/// The method configuration that reads a compressed output: the recorded method with default
+/// parameters (Method::reconstruct() depends on the tensors only; the recorded parameters are
+/// provenance). Throws ConfigError naming `where` when "method" is missing or unknown.
 algo::MethodConfig method_config_from_quantization_config(const io::JsonValue& quantization_config,
                                                           const std::string& where);
 

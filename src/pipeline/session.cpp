@@ -120,14 +120,28 @@ void Session::take_workdir() {
     }
     workdir_.remove_leftovers();
     StopCoordinator(workdir_.state_dir() / "STOP").clear();
-    const io::JsonValue record = merge_run_records(previous, current);
-    io::publish_atomically(workdir_.run_record(), [&](const fs::path& tmp) {
-      std::FILE* f = std::fopen(tmp.c_str(), "w");
-      if (f == nullptr) raise<IoError>(tmp.string(), ": cannot write");
-      const std::string text = record.dump(2) + "\n";
-      const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-      if (std::fclose(f) != 0 || !ok) raise<IoError>(tmp.string(), ": write failed");
-    });
+    write_record(merge_run_records(previous, current));
+  }
+  world_.barrier();
+}
+
+void Session::write_record(const io::JsonValue& record) const {
+  io::publish_atomically(workdir_.run_record(), [&](const fs::path& tmp) {
+    std::FILE* f = std::fopen(tmp.c_str(), "w");
+    if (f == nullptr) raise<IoError>(tmp.string(), ": cannot write");
+    const std::string text = record.dump(2) + "\n";
+    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (std::fclose(f) != 0 || !ok) raise<IoError>(tmp.string(), ": write failed");
+  });
+}
+
+void Session::attach_method(const algo::Method& method) {
+  method_ = &method;
+  if (world_.rank() == 0) {
+    const io::JsonValue previous = io::JsonValue::read_file(workdir_.run_record());
+    const io::JsonValue current = current_record();
+    decide_resume(ResumeMode::kAuto, previous, current, false, workdir_.root().string());
+    write_record(merge_run_records(previous, current));
   }
   world_.barrier();
 }

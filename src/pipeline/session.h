@@ -55,6 +55,11 @@ class Session {
   Session(comm::Communicator& world, linalg::Backend& backend, SessionOptions options, const algo::Method* method);
   ~Session();
 
+  /// Sets the method of phases 2 and 3 after construction (when it depends on phase 1, e.g. the
+  /// rank allocation of the low-rank methods), recording it in run.json; collective. Throws
+  /// ConfigError when run.json records another method configuration.
+  void attach_method(const algo::Method& method);
+
   bool run_hessians(HessianPhaseReport* report = nullptr);
   bool run_compress(CompressPhaseReport* report = nullptr);
   /// Rank 0 writes, the others wait; the report is complete on rank 0 only.
@@ -62,6 +67,9 @@ class Session {
 
   const io::HfModel& model() const { return *model_; }
   const io::TokenFile& calibration() const { return *calib_; }
+  const SessionOptions& options() const { return options_; }
+  comm::Communicator& world() { return world_; }
+  linalg::Backend& backend() { return backend_; }
   const Workdir& workdir() const { return workdir_; }
   JsonlLog& log() { return *log_; }
   CalibrationInfo calibration_info() const;
@@ -69,6 +77,7 @@ class Session {
  private:
   io::JsonValue current_record() const;
   void take_workdir();
+  void write_record(const io::JsonValue& record) const;
 
   comm::Communicator& world_;
   linalg::Backend& backend_;

@@ -1,0 +1,30 @@
+// The method of phases 2 and 3, built from its configuration. For the low-rank methods (ASVD,
+// SVD-LLM, SVD) with a sensitivity rank search or a KV-cache target, this is where the pipeline
+// runs the rank-allocation step of pipeline/sensitivity.h: after phase 1 (it reads the Hessian
+// files), before phase 2; its sensitivity tables are resumable files under <workdir>/sensitivity.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "algo/method_factory.h"
+#include "pipeline/sensitivity.h"
+#include "pipeline/session.h"
+
+namespace caldera::pipeline {
+
+struct PreparedMethod {
+  std::unique_ptr<algo::Method> method;
+  /// The low-rank plan when an allocation step ran (achieved param ratio, KV-cache ratio).
+  std::optional<LowRankPlan> low_rank;
+};
+
+/// Collective. Builds the method for `config`; runs the rank allocation when
+/// config.needs_rank_allocation() (phase 1 must be finished). Throws algo::StopRequested when a
+/// stop is requested during the sensitivity pass (its finished layers are on disk).
+PreparedMethod prepare_method(Session& session, const algo::MethodConfig& config);
+
+/// Whether prepare_method needs phase 1's results (true for a rank allocation).
+inline bool method_needs_phase1(const algo::MethodConfig& config) { return config.needs_rank_allocation(); }
+
+}  // namespace caldera::pipeline
