@@ -13,7 +13,7 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "io/token_file.h"
-#include "pipeline/hf_weight_source.h"
+#include "pipeline/compressed_weight_source.h"
 #include "pipeline/perplexity.h"
 
 namespace caldera::cli {
@@ -26,7 +26,7 @@ class EvalCommand final : public Subcommand {
 
   void add_options(po::options_description& o) const override {
     o.add_options()
-      ("model", po::value<std::string>(), "Hugging Face model directory (config.json + safetensors)")
+      ("model", po::value<std::string>(), "model directory: Hugging Face (config.json + safetensors), or a caldera-dist output/ (compressed) or dense export")
       ("tokens", po::value<std::string>(), "token file: little-endian uint32 ids, whole sequences of --seq-len")
       ("seq-len", po::value<int64_t>()->default_value(512), "tokens per sequence (each sequence is evaluated alone)")
       ("max-seqs", po::value<int64_t>()->default_value(0), "evaluate only the first N sequences (0: all)")
@@ -50,7 +50,8 @@ class EvalCommand final : public Subcommand {
     Stopwatch watch;
     comm::Communicator& world = *context.comm;
     auto backend = make_backend_from_options(values, context);
-    const pipeline::HfWeightSource source(model_dir);
+    const auto source_ptr = pipeline::open_weight_source(model_dir, *backend);
+    const model::WeightSource& source = *source_ptr;
     const auto tokens = io::TokenFile::open(token_path, options.forward.seq_len, source.config().vocab_size,
                                             max_seqs > 0 ? std::optional<int64_t>(max_seqs) : std::nullopt);
     const comm::IndexRange mine = comm::partition_range(tokens.num_sequences(), world.size(), world.rank());

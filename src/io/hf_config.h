@@ -31,11 +31,13 @@
 
 namespace caldera::io {
 
-/// config.json fields that do not affect the forward pass or the weights and are ignored.
-inline constexpr std::array<std::string_view, 13> kIgnoredHfConfigFields = {
+/// config.json fields that do not affect the forward pass and are ignored here. quantization_config
+/// describes how the weights are stored, not the architecture: HfModel refuses the unexpected
+/// tensors a quantized checkpoint holds, and pipeline::CompressedWeightSource reads caldera-dist's own.
+inline constexpr std::array<std::string_view, 14> kIgnoredHfConfigFields = {
     "architectures", "_name_or_path",    "torch_dtype",  "dtype",         "transformers_version",
     "use_cache",     "initializer_range", "attention_dropout", "pretraining_tp", "pad_token_id",
-    "tokenizer_class", "max_window_layers", "output_attentions"};
+    "tokenizer_class", "max_window_layers", "output_attentions", "quantization_config"};
 
 /// Reads and validates `path` (a config.json). Throws as described in the file comment.
 model::LlamaConfig read_hf_config(const std::filesystem::path& path);

@@ -194,6 +194,10 @@ class Backend {
   /// sequences are split over ranks). Throws NumericError when an entry of g is not finite or
   /// |g| >= kFixedMaxMagnitude (acc is then unspecified).
   virtual void accumulate_fixed(MatrixView<const double> g, MatrixView<Fixed128> acc) = 0;
+  /// out(i,j) = chunk `chunk` (0, 1 or 2) of fixed_to_chunks(acc(i,j)): integers below 2^43 in
+  /// magnitude held exactly in doubles, so fixed-point sums can be added over ranks by ordinary
+  /// fp64 reductions without rounding (chunks_to_fixed recombines them).
+  virtual void fixed_chunk(MatrixView<const Fixed128> acc, int chunk, MatrixView<double> out) = 0;
 
   // ---- LAPACK ------------------------------------------------------------------------------
   /// In place: a (n×n symmetric positive definite) -> lower Cholesky factor L with a = L Lᵀ; the

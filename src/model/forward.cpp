@@ -63,6 +63,13 @@ void linear(Backend& backend, MatrixView<const float> x, const Matrix<float>& w,
   if (!bias.empty()) backend.nn().add_bias(y, bias.cview());
 }
 
+/// Zeroes a fixed-point matrix: all-zero bits, written through a double view of the same bytes
+/// (+0.0 is all-zero bits).
+void zero_fixed(Backend& backend, MatrixView<Fixed128> m) {
+  static_assert(sizeof(Fixed128) == 2 * sizeof(double));
+  backend.fill(MatrixView<double>(reinterpret_cast<double*>(m.data), m.rows, 2 * m.cols, 2 * m.ld), 0.0);
+}
+
 }  // namespace
 
 void check_layer_shapes(const LlamaConfig& config, int64_t layer, const LayerHostWeights& w) {
@@ -109,30 +116,70 @@ LayerWeights LayerWeights::upload(Backend& backend, const LlamaConfig& config, i
 }
 
 HessianTaps::HessianTaps(Backend& backend, const LlamaConfig& config) : backend_(backend) {
+  int64_t max_n = 0;
   for (HessianInput input : kAllHessianInputs) {
     const int64_t n = config.hessian_input_dim(input);
+    max_n = std::max(max_n, n);
     auto& e = entries_[static_cast<size_t>(input)];
-    e.sum = backend.make<double>(n, n, detail::concat("hessian sum ", to_string(input)));
-    e.mu_sum = backend.make<double>(1, n, detail::concat("hessian mu_sum ", to_string(input)));
+    e.sum = backend.make<Fixed128>(n, n, detail::concat("hessian sum ", to_string(input)));
+    e.mu_sum = backend.make<Fixed128>(1, n, detail::concat("hessian mu_sum ", to_string(input)));
+    e.sum_abs = backend.make<Fixed128>(1, n, detail::concat("hessian sum_abs ", to_string(input)));
+    e.max_abs = backend.make<double>(1, n, detail::concat("hessian max_abs ", to_string(input)));
   }
+  scratch_sum_ = backend.make<double>(max_n, max_n, "hessian sequence sum");
+  scratch_mu_ = backend.make<double>(1, max_n, "hessian sequence mu_sum");
+  scratch_abs_ = backend.make<double>(1, max_n, "hessian sequence sum_abs");
   reset();
 }
 
-void HessianTaps::accumulate(HessianInput input, MatrixView<const float> x) {
+void HessianTaps::accumulate(HessianInput input, MatrixView<const float> x, int64_t seq_len) {
   auto& e = entries_[static_cast<size_t>(input)];
-  CALDERA_CHECK(x.cols == e.sum.rows(), "HessianTaps ", to_string(input), ": input has ", x.cols,
-                " columns, the accumulator is ", e.sum.rows());
-  backend_.gram_accumulate(x, e.sum.view());
-  backend_.nn().add_column_sums(x, e.mu_sum.view());
+  const int64_t n = e.sum.rows();
+  CALDERA_CHECK(x.cols == n, "HessianTaps ", to_string(input), ": input has ", x.cols,
+                " columns, the accumulator is ", n);
+  CALDERA_CHECK(seq_len > 0 && x.rows % seq_len == 0, "HessianTaps ", to_string(input), ": ", x.rows,
+                " rows are not whole sequences of ", seq_len);
+  const auto g = scratch_sum_.view().block(0, 0, n, n);
+  const auto mu = scratch_mu_.view().block(0, 0, 1, n);
+  const auto abs = scratch_abs_.view().block(0, 0, 1, n);
+  for (int64_t r0 = 0; r0 < x.rows; r0 += seq_len) {
+    const auto seq = x.rows_range(r0, seq_len);
+    backend_.fill(g, 0.0);
+    backend_.fill(mu, 0.0);
+    backend_.fill(abs, 0.0);
+    backend_.gram_accumulate(seq, g);
+    backend_.nn().add_column_sums(seq, mu);
+    backend_.nn().add_column_abs_stats(seq, abs, e.max_abs.view());
+    backend_.accumulate_fixed(g, e.sum.view());
+    backend_.accumulate_fixed(mu, e.mu_sum.view());
+    backend_.accumulate_fixed(abs, e.sum_abs.view());
+  }
   e.count += x.rows;
 }
 
 void HessianTaps::reset() {
   for (auto& e : entries_) {
-    backend_.fill(e.sum.view(), 0.0);
-    backend_.fill(e.mu_sum.view(), 0.0);
+    zero_fixed(backend_, e.sum.view());
+    zero_fixed(backend_, e.mu_sum.view());
+    zero_fixed(backend_, e.sum_abs.view());
+    backend_.fill(e.max_abs.view(), 0.0);
     e.count = 0;
   }
+}
+
+HostMatrix<double> HessianTaps::sum(HessianInput input) const { return fixed_to_host_double(backend_, sum_fixed(input)); }
+HostMatrix<double> HessianTaps::mu_sum(HessianInput input) const {
+  return fixed_to_host_double(backend_, mu_sum_fixed(input));
+}
+HostMatrix<double> HessianTaps::sum_abs(HessianInput input) const {
+  return fixed_to_host_double(backend_, sum_abs_fixed(input));
+}
+
+HostMatrix<double> fixed_to_host_double(Backend& backend, MatrixView<const Fixed128> m) {
+  const HostMatrix<Fixed128> f = backend.download(m);
+  HostMatrix<double> out(f.rows(), f.cols());
+  for (int64_t i = 0; i < f.size(); ++i) out.data()[i] = from_fixed(f.data()[i]);
+  return out;
 }
 
 void forward_layer(Backend& backend, const LlamaConfig& config, const LayerWeights& weights, MatrixView<float> hidden,
@@ -150,7 +197,7 @@ void forward_layer(Backend& backend, const LlamaConfig& config, const LayerWeigh
   // Attention block.
   auto normed = backend.make<float>(tokens, h, "forward normed");
   nn.rms_norm(hidden, weights.input_norm.cview(), eps, normed.view());
-  if (taps != nullptr) taps->accumulate(HessianInput::kQkv, normed.cview());
+  if (taps != nullptr) taps->accumulate(HessianInput::kQkv, normed.cview(), seq_len);
   {
     auto qkv = backend.make<float>(tokens, qd + 2 * kvd, "forward qkv");
     linear(backend, normed.cview(), weights.qkv, weights.qkv_bias, qkv.view());
@@ -164,19 +211,19 @@ void forward_layer(Backend& backend, const LlamaConfig& config, const LayerWeigh
                                        seq_len};
     const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config.head_dim)));
     nn.causal_attention(q, k, v, shape, scale, context.view());
-    if (taps != nullptr) taps->accumulate(HessianInput::kO, context.cview());
+    if (taps != nullptr) taps->accumulate(HessianInput::kO, context.cview(), seq_len);
     linear(backend, context.cview(), weights.o, weights.o_bias, normed.view());  // normed reused as o_proj output
     backend.axpby(1.0f, normed.cview(), 1.0f, hidden);
   }
 
   // MLP block.
   nn.rms_norm(hidden, weights.post_attention_norm.cview(), eps, normed.view());
-  if (taps != nullptr) taps->accumulate(HessianInput::kUp, normed.cview());
+  if (taps != nullptr) taps->accumulate(HessianInput::kUp, normed.cview(), seq_len);
   auto gate_up = backend.make<float>(tokens, 2 * inter, "forward gate_up");
   linear(backend, normed.cview(), weights.gate_up, weights.gate_up_bias, gate_up.view());
   auto act = gate_up.view().cols_range(0, inter);  // SiLU(gate) ⊙ up, written over the gate columns
   nn.silu_mul(gate_up.cview().cols_range(0, inter), gate_up.cview().cols_range(inter, inter), act);
-  if (taps != nullptr) taps->accumulate(HessianInput::kDown, act);
+  if (taps != nullptr) taps->accumulate(HessianInput::kDown, act, seq_len);
   linear(backend, act, weights.down, weights.down_bias, normed.view());
   backend.axpby(1.0f, normed.cview(), 1.0f, hidden);
 }

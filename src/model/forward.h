@@ -43,35 +43,53 @@ struct LayerWeights {
 };
 
 /// Accumulators of the four Hessian inputs of one layer (spec §6.2), in backend memory:
-/// sum = Σ x xᵀ (n×n fp64, both triangles), mu_sum = Σ x (1×n fp64), count = rows seen.
-/// Products of the fp32 activations are exact in fp64 (Backend::gram_accumulate).
+/// sum = Σ x xᵀ (n×n), mu_sum = Σ x (1×n), count = rows seen.
+///
+/// Exact and order-independent (DESIGN §3): each sequence's sums are formed in fp64 (products of the
+/// fp32 activations are exact in fp64; the fp64 GEMM of one sequence is deterministic) and added to
+/// fixed-point accumulators (core/fixed_point.h), whose sums do not round. So the totals do not
+/// depend on how sequences are split over ranks or micro-batches, and Hessians from 1, 2 or 3 ranks
+/// are bit-identical.
 class HessianTaps {
  public:
   /// Zeroed accumulators sized from `config` (n = config.hessian_input_dim(input)).
   HessianTaps(linalg::Backend& backend, const LlamaConfig& config);
 
-  /// sum += xᵀx, mu_sum += column sums of x, count += x.rows. x: tokens × n, backend memory.
-  void accumulate(HessianInput input, MatrixView<const float> x);
+  /// Adds the rows of x (whole sequences of seq_len rows: tokens × n, backend memory): Σ x xᵀ, Σ x,
+  /// the row count, and ASVD's per-channel statistics (asvd-svdllm spec §2.1) Σ|x| and max|x|.
+  void accumulate(HessianInput input, MatrixView<const float> x, int64_t seq_len);
   /// Zeroes all four accumulators (between layers).
   void reset();
 
   int64_t dim(HessianInput input) const { return entry(input).sum.rows(); }
   int64_t count(HessianInput input) const { return entry(input).count; }
-  MatrixView<const double> sum(HessianInput input) const { return entry(input).sum.cview(); }
-  MatrixView<const double> mu_sum(HessianInput input) const { return entry(input).mu_sum.cview(); }
-  /// Writable views of the same accumulators, for in-place reductions over ranks.
-  MatrixView<double> mutable_sum(HessianInput input) { return entries_[static_cast<size_t>(input)].sum.view(); }
-  MatrixView<double> mutable_mu_sum(HessianInput input) { return entries_[static_cast<size_t>(input)].mu_sum.view(); }
+  /// The exact accumulators (fixed point), e.g. for reductions over ranks.
+  MatrixView<const Fixed128> sum_fixed(HessianInput input) const { return entry(input).sum.cview(); }
+  MatrixView<const Fixed128> mu_sum_fixed(HessianInput input) const { return entry(input).mu_sum.cview(); }
+  MatrixView<const Fixed128> sum_abs_fixed(HessianInput input) const { return entry(input).sum_abs.cview(); }
+  /// 1 × n fp64 max|x| per input channel (backend memory; a max is order-independent).
+  MatrixView<const double> max_abs(HessianInput input) const { return entry(input).max_abs.cview(); }
+  /// The sums as fp64 on the host (each entry rounded once from the exact value).
+  HostMatrix<double> sum(HessianInput input) const;
+  HostMatrix<double> mu_sum(HessianInput input) const;
+  HostMatrix<double> sum_abs(HessianInput input) const;
 
  private:
   struct Entry {
-    linalg::Matrix<double> sum, mu_sum;
+    linalg::Matrix<Fixed128> sum, mu_sum, sum_abs;
+    linalg::Matrix<double> max_abs;
     int64_t count = 0;
   };
   const Entry& entry(HessianInput input) const { return entries_[static_cast<size_t>(input)]; }
   linalg::Backend& backend_;
   std::array<Entry, 4> entries_;
+  linalg::Matrix<double> scratch_sum_;  ///< one sequence's fp64 Σ x xᵀ (largest n)
+  linalg::Matrix<double> scratch_mu_;   ///< one sequence's fp64 Σ x
+  linalg::Matrix<double> scratch_abs_;  ///< one sequence's fp64 Σ|x|
 };
+
+/// Fixed-point matrix -> fp64 host matrix (from_fixed per entry).
+HostMatrix<double> fixed_to_host_double(linalg::Backend& backend, MatrixView<const Fixed128> m);
 
 /// Runs one decoder layer in place on `hidden` ([n_seqs·seq_len × hidden_size], backend memory),
 /// allocating its temporaries (about tokens × (hidden + q_dim + 2 kv_dim + q_dim + 2 intermediate)

@@ -157,6 +157,22 @@ io::JsonValue quantization_config_json(const algo::Method& method, double avg_bi
   return q;
 }
 
+algo::MethodConfig method_config_from_quantization_config(const io::JsonValue& q, const std::string& where) {
+  const io::JsonValue* method = q.find("method");
+  const io::JsonValue* params = q.find("parameters");
+  if (method == nullptr || !method->is_string() || params == nullptr || !params->is_object())
+    raise<ConfigError>(where, ": quantization_config needs a string \"method\" and an object \"parameters\"");
+  algo::MethodConfig config;
+  try {
+    algo::apply_method_option(config, "method", method->as_string());
+    for (const auto& [key, value] : params->as_object())
+      algo::apply_method_option(config, key, value.is_string() ? value.as_string() : value.dump());
+  } catch (const ConfigError& e) {
+    raise<ConfigError>(where, ": quantization_config: ", e.what());
+  }
+  return config;
+}
+
 io::JsonValue read_quantization_config(const fs::path& dir) {
   const io::JsonValue config = io::JsonValue::read_file(dir / "config.json");
   const io::JsonValue* q = config.find("quantization_config");
@@ -176,16 +192,19 @@ ExportReport export_model(linalg::Backend& backend, const io::HfModel& model, co
 
   // Summary figures from the finished units (also proves every unit is there before writing).
   UnitReader reader(workdir, method, options.seed);
-  double bits = 0, weights = 0, err = 0;
+  double bits = 0, weights = 0, err = 0, outliers = 0;
   for (const Unit& u : units) {
     const algo::CompressedUnit& r = reader.get(u);
     bits += r.metrics.bits;
+    for (const auto& [key, value] : r.metrics.extra)
+      if (key == "outliers") outliers += value;
     weights += static_cast<double>(u.shape.out) * static_cast<double>(u.shape.in);
     err += r.metrics.rel_error;
   }
   report.units = static_cast<int64_t>(units.size());
   report.avg_bits = weights > 0 ? bits / weights : 0;
   report.mean_rel_error = units.empty() ? 0 : err / static_cast<double>(units.size());
+  report.outlier_rate = weights > 0 ? outliers / weights : 0;
 
   io::SafetensorsWriter writer;
   writer.set_metadata({{"format", "pt"}});

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "algo/method.h"
+#include "algo/method_factory.h"
 #include "io/atomic_file.h"
 #include "io/hf_model.h"
 #include "io/json_value.h"
@@ -52,6 +53,7 @@ struct ExportReport {
   std::filesystem::path dir;
   double avg_bits = 0;        ///< Σ unit bits / Σ weights over the compressed linears
   double mean_rel_error = 0;  ///< mean of the units' rel_error
+  double outlier_rate = 0;    ///< Σ units' "outliers" metric / Σ weights (SpQR; 0 for methods without outliers)
   int64_t units = 0;
   std::vector<io::PublishedFile> files;
 };
@@ -64,6 +66,12 @@ io::JsonValue quantization_config_json(const algo::Method& method, double avg_bi
 /// naming the first unit whose task file is missing or does not verify.
 ExportReport export_model(linalg::Backend& backend, const io::HfModel& model, const Workdir& workdir,
                           const algo::Method& method, const ExportOptions& options);
+
+/// The method configuration a quantization_config records (inverse of quantization_config_json):
+/// "method" first, then every parameter through algo::apply_method_option. Throws ConfigError
+/// naming `where` when a member is missing or not understood.
+algo::MethodConfig method_config_from_quantization_config(const io::JsonValue& quantization_config,
+                                                          const std::string& where);
 
 /// "<config.json with quantization_config>" reader: the quantization_config of a compressed output
 /// directory, or null JSON when `dir`/config.json has none (a plain HF model).

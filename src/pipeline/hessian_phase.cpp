@@ -72,6 +72,18 @@ std::vector<LayerAction> HessianPhase::plan() const {
   return actions;
 }
 
+void HessianPhase::restore(int64_t next_layer, const HostMatrix<float>& activations) {
+  CALDERA_CHECK(next_layer_ == 0, "hessians: restore after layers were run");
+  CALDERA_CHECK(activations.rows() == static_cast<int64_t>(ids_.size()) && activations.cols() == source_.config().hidden_size,
+                "hessians: snapshot of ", activations.rows(), "x", activations.cols(), " activations, expected ",
+                ids_.size(), "x", source_.config().hidden_size);
+  hidden_ = backend_.upload(activations.cview(), "hessian activations");
+  embedded_ = true;
+  for (int64_t l = 0; l < next_layer; ++l) report_.files.push_back(io::hessian_file_path(options_.workdir, l));
+  report_.layers_reused += next_layer;
+  next_layer_ = next_layer;
+}
+
 void HessianPhase::ensure_embedded() {
   if (embedded_) return;
   hidden_ = model::embed_sequences(backend_, source_, ids_);
@@ -113,15 +125,20 @@ void HessianPhase::reduce_and_write(int64_t layer) {
   io::LayerHessians h;
   h.meta = meta(layer);
   for (HessianInput input : model::kAllHessianInputs) {
-    HostMatrix<double> sum = reducer_->reduce_symmetric(taps_.mutable_sum(input), options_.writer_rank);
-    std::vector<double> mu = reducer_->reduce_vector(taps_.mutable_mu_sum(input), options_.writer_rank);
+    HostMatrix<double> sum = reduce_fixed_symmetric(input, taps_.sum_fixed(input));
+    HostMatrix<double> mu = reduce_fixed_vector(taps_.mu_sum_fixed(input));
+    HostMatrix<double> sum_abs = reduce_fixed_vector(taps_.sum_abs_fixed(input));
+    std::vector<double> max_abs = backend_.download(taps_.max_abs(input)).storage();
+    world_.allreduce(std::span<double>(max_abs), comm::ReduceOp::kMax);
     const int64_t count = world_.allreduce_value<int64_t>(taps_.count(input), comm::ReduceOp::kSum);
     if (!writer) continue;
     io::HessianSum& s = h[input];
     s.n = sum.rows();
     s.count = count;
     s.sum = std::move(sum);
-    s.mu_sum = std::move(mu);
+    s.mu_sum = std::move(mu.storage());
+    s.sum_abs = std::move(sum_abs.storage());
+    s.max_abs = std::move(max_abs);
   }
   if (!writer) return;
   const auto path = io::hessian_file_path(options_.workdir, layer);
@@ -129,6 +146,43 @@ void HessianPhase::reduce_and_write(int64_t layer) {
   const io::PublishedFile published = io::write_hessian_file(path, h);
   log_debug("hessians: wrote ", published.path.string(), " (", published.size_bytes, " bytes, sha256 ",
             published.sha256, ")");
+}
+
+// The fixed-point sums travel as three exactly representable fp64 chunks (Backend::fixed_chunk):
+// the reducers add integers below 2^53, which is exact in any order, so the result on the writer is
+// the exact total whatever the world size; it is rounded to fp64 once, there.
+HostMatrix<double> HessianPhase::reduce_fixed_symmetric(HessianInput input, MatrixView<const Fixed128> sum) {
+  const int64_t n = sum.rows;
+  auto chunk = backend_.make<double>(n, n, detail::concat("hessian reduce chunk ", model::to_string(input)));
+  HostMatrix<double> parts[3];
+  for (int k = 0; k < 3; ++k) {
+    backend_.fixed_chunk(sum, k, chunk.view());
+    parts[k] = reducer_->reduce_symmetric(chunk.view(), options_.writer_rank);
+  }
+  if (world_.rank() != options_.writer_rank) return {};
+  HostMatrix<double> out(n, n);
+  for (int64_t i = 0; i < out.size(); ++i) {
+    const double c[3] = {parts[0].data()[i], parts[1].data()[i], parts[2].data()[i]};
+    out.data()[i] = from_fixed(chunks_to_fixed(c));
+  }
+  return out;
+}
+
+HostMatrix<double> HessianPhase::reduce_fixed_vector(MatrixView<const Fixed128> v) {
+  auto chunk = backend_.make<double>(1, v.size(), "hessian reduce chunk mu_sum");
+  std::vector<double> parts[3];
+  for (int k = 0; k < 3; ++k) {
+    backend_.fixed_chunk(v, k, chunk.view());
+    parts[k] = reducer_->reduce_vector(chunk.view(), options_.writer_rank);
+  }
+  if (world_.rank() != options_.writer_rank) return {};
+  HostMatrix<double> out(1, v.size());
+  for (int64_t i = 0; i < out.size(); ++i) {
+    const double c[3] = {parts[0][static_cast<size_t>(i)], parts[1][static_cast<size_t>(i)],
+                         parts[2][static_cast<size_t>(i)]};
+    out.data()[i] = from_fixed(chunks_to_fixed(c));
+  }
+  return out;
 }
 
 HessianPhaseReport HessianPhase::run() {

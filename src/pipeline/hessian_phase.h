@@ -8,8 +8,9 @@
 // pipeline/hessian_reduce.h), which writes
 // <workdir>/hessians/layer_NNN.h5 atomically (io/hessian_file.h).
 //
-// Results depend on the world size only through the summation order of the reduction (and of the
-// per-rank accumulation over fewer or more rows): 1, 2 or 3 ranks agree to ~1e-15 relative.
+// Results do not depend on the world size: the taps accumulate each sequence's sums exactly in fixed
+// point (model::HessianTaps) and the reduction over ranks adds exact integer chunks, so 1, 2 or 3
+// ranks write bit-identical files (DESIGN §3).
 //
 // Resume: a layer whose file already exists and verifies (format, checksums, meta equal to this
 // run's model fingerprint, calibration hash, seq_len and layer) is not recomputed; its forward
@@ -82,9 +83,21 @@ class HessianPhase {
   /// plan() then run_layer for every layer; returns the report.
   HessianPhaseReport run();
 
+  /// The activation state (this rank's activations entering layer next_layer(), backend memory),
+  /// for snapshots (pipeline/activation_snapshot.h). Empty before the first run_layer.
+  MatrixView<const float> activations() const { return hidden_.cview(); }
+  int64_t next_layer() const noexcept { return next_layer_; }
+  int64_t local_sequences() const noexcept { return local_seqs_; }
+  /// Continues from a snapshot: `activations` (local tokens × hidden) enter layer `next_layer`.
+  void restore(int64_t next_layer, const HostMatrix<float>& activations);
+  /// The report so far (counts and files of the layers run).
+  const HessianPhaseReport& report() const noexcept { return report_; }
+
  private:
   void ensure_embedded();
   void reduce_and_write(int64_t layer);
+  HostMatrix<double> reduce_fixed_symmetric(model::HessianInput input, MatrixView<const Fixed128> sum);
+  HostMatrix<double> reduce_fixed_vector(MatrixView<const Fixed128> v);
   io::HessianFileMeta meta(int64_t layer) const;
 
   linalg::Backend& backend_;

@@ -30,6 +30,10 @@ std::string short_text(const io::JsonValue& v) {
   return s;
 }
 
+bool is_phase_section(const std::string& key) {
+  return std::find(std::begin(kPhaseSections), std::end(kPhaseSections), key) != std::end(kPhaseSections);
+}
+
 void diff(const io::JsonValue& a, const io::JsonValue& b, const std::string& path, std::vector<std::string>& out) {
   if (a.is_object() && b.is_object()) {
     for (const auto& [key, va] : a.as_object()) {
@@ -38,13 +42,13 @@ void diff(const io::JsonValue& a, const io::JsonValue& b, const std::string& pat
       const std::string p = path.empty() ? key : path + "." + key;
       if (const io::JsonValue* vb = b.find(key))
         diff(va, *vb, p, out);
-      else
+      else if (!(path.empty() && is_phase_section(key)))
         out.push_back(p + ": " + short_text(va) + " (in run.json) vs absent (now)");
     }
     for (const auto& [key, vb] : b.as_object()) {
       if (path.empty() && std::find(std::begin(kRecordedOnly), std::end(kRecordedOnly), key) != std::end(kRecordedOnly))
         continue;
-      if (!a.contains(key))
+      if (!a.contains(key) && !(path.empty() && is_phase_section(key)))
         out.push_back((path.empty() ? key : path + "." + key) + ": absent (in run.json) vs " + short_text(vb) + " (now)");
     }
     return;
@@ -63,6 +67,12 @@ void diff(const io::JsonValue& a, const io::JsonValue& b, const std::string& pat
 std::vector<std::string> run_record_differences(const io::JsonValue& previous, const io::JsonValue& current) {
   std::vector<std::string> out;
   diff(previous, current, "", out);
+  return out;
+}
+
+io::JsonValue merge_run_records(const io::JsonValue& previous, const io::JsonValue& current) {
+  io::JsonValue out = previous.is_object() ? previous : io::JsonValue::object();
+  for (const auto& [k, v] : current.as_object()) out.set(k, v);
   return out;
 }
 

@@ -1,9 +1,11 @@
 // The run record (<workdir>/run.json) and the resume decision (DESIGN §3).
 //
-// run.json = { "format_version", "tool": {name, version}, "settings": {...every option that
-// changes results...}, "model": {...file names, sizes, header hashes...}, "calibration": {size,
-// sha256, seq_len, n_seqs}, "world_size": N }. On resume everything but world_size (and the
-// "info" member: paths, hosts) must be equal; otherwise the run refuses, naming each difference.
+// run.json = { "format_version", "tool": {name, version}, "phase1": {model fingerprint,
+// calibration sha256/size, seq_len, sequences}, "phase2": {method, parameters, seed}, "world_size",
+// "info": {paths, hosts} }. A command records the phases it runs (`hessians` only phase1). On
+// resume every member but world_size and info must be equal where both records have it; a phase
+// section that only one record has is not a difference (it is added). Otherwise the run refuses,
+// naming each difference.
 #pragma once
 
 #include <string>
@@ -23,6 +25,11 @@ inline constexpr int kRunRecordFormatVersion = 1;
 
 /// Members of run.json that may differ between the first run and a resume.
 inline constexpr std::string_view kRecordedOnly[] = {"world_size", "info"};
+/// Top-level sections a command may add to a record that lacks them.
+inline constexpr std::string_view kPhaseSections[] = {"phase1", "phase2"};
+
+/// `previous` with the members of `current` set over it (the record a resumed run writes back).
+io::JsonValue merge_run_records(const io::JsonValue& previous, const io::JsonValue& current);
 
 /// Each difference between two run records as one readable line, e.g.
 /// "settings.rank: 64 (in run.json) vs 32 (now)". Members in kRecordedOnly are ignored.

@@ -32,8 +32,9 @@ std::vector<uint32_t> read_calib_tokens() {
 
 InputStats stats_of(linalg::Backend& be, const model::HessianTaps& taps, model::HessianInput input) {
   InputStats s;
-  s.sum_xxt = be.download(taps.sum(input));
-  const auto mu = be.download(taps.mu_sum(input));
+  (void)be;
+  s.sum_xxt = taps.sum(input);
+  const auto mu = taps.mu_sum(input);
   s.sum_x = mu.storage();
   s.count = taps.count(input);
   s.n_sequences = kCalibSeqs;

@@ -656,3 +656,26 @@ TEST_F(BackendOps, AccumulateFixedIsExactAndMatchesHostConversion) {
 
 }  // namespace
 }  // namespace caldera::linalg
+
+namespace caldera::linalg {
+namespace {
+
+TEST_F(BackendOps, FixedChunksRecombineExactly) {
+  HostMatrix<Fixed128> acc(9, 13);
+  for (int64_t i = 0; i < acc.size(); ++i)
+    acc.data()[i] = (Fixed128{i * 7919 - 31} << (i % 80)) * ((i % 3 == 0) ? -1 : 1);
+  auto dacc = up(acc);
+  HostMatrix<double> c[3];
+  for (int k = 0; k < 3; ++k) {
+    auto d = be_->make<double>(9, 13, "chunk");
+    be_->fixed_chunk(dacc.cview(), k, d.view());
+    c[k] = be_->download(d);
+  }
+  for (int64_t i = 0; i < acc.size(); ++i) {
+    const double parts[3] = {c[0].data()[i], c[1].data()[i], c[2].data()[i]};
+    ASSERT_TRUE(chunks_to_fixed(parts) == acc.data()[i]) << i;
+  }
+}
+
+}  // namespace
+}  // namespace caldera::linalg

@@ -121,6 +121,13 @@ struct FixedAccumulateArgs {
   unsigned long long* bad_count = nullptr;
 };
 
+/// out(i,j) = chunk `chunk` of fixed_to_chunks(acc(i,j)) (core/fixed_point.h).
+struct FixedChunkArgs {
+  MatrixView<const Fixed128> acc;
+  int chunk = 0;
+  MatrixView<double> out;
+};
+
 // ---- the three entry points, for every Args above -------------------------------------------------
 #define CALDERA_ELEMENTWISE_DECLARE(ArgsType)                                                         \
   [[nodiscard]] bool elementwise_can_implement(const ArgsType& args) noexcept;                        \
@@ -143,6 +150,7 @@ CALDERA_ELEMENTWISE_DECLARE(TriangleArgs<double>)
 CALDERA_ELEMENTWISE_DECLARE(ReduceArgs<float>)
 CALDERA_ELEMENTWISE_DECLARE(ReduceArgs<double>)
 CALDERA_ELEMENTWISE_DECLARE(FixedAccumulateArgs)
+CALDERA_ELEMENTWISE_DECLARE(FixedChunkArgs)
 
 #undef CALDERA_ELEMENTWISE_DECLARE
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "core/error.h"
 #include "linalg/cpu/cpu_nn_kernels.h"
@@ -35,6 +36,7 @@ std::string CpuBackend::description() const {
 }
 
 QuantKernels& CpuBackend::quant() { return *quant_; }
+
 
 void CpuBackend::accumulate_fixed(MatrixView<const double> g, MatrixView<Fixed128> acc) {
   CALDERA_CHECK(same_shape(g, acc), "accumulate_fixed: ", g.rows, "x", g.cols, " vs ", acc.rows, "x", acc.cols);
@@ -163,32 +165,38 @@ void convert_t(MatrixView<const S> src, MatrixView<D> dst) {
   for_each(dst, [&](D& v, int64_t i, int64_t j) { v = static_cast<D>(src(i, j)); });
 }
 
+// Reductions sum each row in order, then the row sums in order: the result does not depend on the
+// number of OpenMP threads (runs with different rank/thread counts must give identical bits).
+template <class T, class F>
+double ordered_row_sum(int64_t rows, F row_sum) {
+  std::vector<double> partial(static_cast<size_t>(rows));
+#pragma omp parallel for schedule(static) if (rows > 64)
+  for (int64_t i = 0; i < rows; ++i) partial[static_cast<size_t>(i)] = row_sum(i);
+  double total = 0.0;
+  for (double p : partial) total += p;
+  return total;
+}
+
 template <class T>
 double sum_squares_t(MatrixView<const T> a) {
-  double total = 0.0;
-#pragma omp parallel for reduction(+ : total) schedule(static) if (a.size() > 65536)
-  for (int64_t i = 0; i < a.rows; ++i) {
+  return ordered_row_sum<T>(a.rows, [&](int64_t i) {
     double s = 0.0;
     const T* row = a.row(i);
     for (int64_t j = 0; j < a.cols; ++j) s += static_cast<double>(row[j]) * static_cast<double>(row[j]);
-    total += s;
-  }
-  return total;
+    return s;
+  });
 }
 
 template <class T>
 double dot_t(MatrixView<const T> a, MatrixView<const T> b) {
   CALDERA_CHECK(same_shape(a, b), "dot: ", a.rows, "x", a.cols, " vs ", b.rows, "x", b.cols);
-  double total = 0.0;
-#pragma omp parallel for reduction(+ : total) schedule(static) if (a.size() > 65536)
-  for (int64_t i = 0; i < a.rows; ++i) {
+  return ordered_row_sum<T>(a.rows, [&](int64_t i) {
     double s = 0.0;
     const T* ra = a.row(i);
     const T* rb = b.row(i);
     for (int64_t j = 0; j < a.cols; ++j) s += static_cast<double>(ra[j]) * static_cast<double>(rb[j]);
-    total += s;
-  }
-  return total;
+    return s;
+  });
 }
 
 template <class T>
@@ -203,6 +211,16 @@ bool all_finite_t(MatrixView<const T> a) {
 }
 
 }  // namespace
+
+void CpuBackend::fixed_chunk(MatrixView<const Fixed128> acc, int chunk, MatrixView<double> out) {
+  CALDERA_CHECK(same_shape(acc, out), "fixed_chunk: ", acc.rows, "x", acc.cols, " vs ", out.rows, "x", out.cols);
+  CALDERA_CHECK(chunk >= 0 && chunk < 3, "fixed_chunk: chunk ", chunk, " is not 0, 1 or 2");
+  for_each(out, [&](double& y, int64_t i, int64_t j) {
+    double c[3];
+    fixed_to_chunks(acc(i, j), c);
+    y = c[chunk];
+  });
+}
 
 void CpuBackend::fill(MatrixView<float> a, float value) { fill_t(a, value); }
 void CpuBackend::fill(MatrixView<double> a, double value) { fill_t(a, value); }

@@ -39,6 +39,7 @@ class CpuBackend final : public Backend {
   void gram_accumulate(MatrixView<const float> x, MatrixView<double> h) override;
   void gram_accumulate(MatrixView<const float> x, MatrixView<float> h) override;
   void accumulate_fixed(MatrixView<const double> g, MatrixView<Fixed128> acc) override;
+  void fixed_chunk(MatrixView<const Fixed128> acc, int chunk, MatrixView<double> out) override;
 
   void cholesky(MatrixView<float> a) override;
   void cholesky(MatrixView<double> a) override;

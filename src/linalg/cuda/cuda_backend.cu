@@ -433,6 +433,12 @@ void CudaBackend::accumulate_fixed(MatrixView<const double> g, MatrixView<Fixed1
                         " in magnitude");
 }
 
+void CudaBackend::fixed_chunk(MatrixView<const Fixed128> acc, int chunk, MatrixView<double> out) {
+  CALDERA_CHECK(same_shape(acc, out), "fixed_chunk: ", acc.rows, "x", acc.cols, " vs ", out.rows, "x", out.cols);
+  CALDERA_CHECK(chunk >= 0 && chunk < 3, "fixed_chunk: chunk ", chunk, " is not 0, 1 or 2");
+  run_elementwise(*this, kernels::FixedChunkArgs{.acc = acc, .chunk = chunk, .out = out}, "fixed_chunk");
+}
+
 bool CudaBackend::all_finite(MatrixView<const float> a) {
   return reduce_t(*this, kernels::ReduceOp::kCountNonFinite, a, {}, "all_finite") == 0.0;
 }

@@ -180,6 +180,7 @@ class CudaBackend final : public Backend {
   double dot(MatrixView<const float> a, MatrixView<const float> b) override;
   double dot(MatrixView<const double> a, MatrixView<const double> b) override;
   void accumulate_fixed(MatrixView<const double> g, MatrixView<Fixed128> acc) override;
+  void fixed_chunk(MatrixView<const Fixed128> acc, int chunk, MatrixView<double> out) override;
   bool all_finite(MatrixView<const float> a) override;
   bool all_finite(MatrixView<const double> a) override;
 

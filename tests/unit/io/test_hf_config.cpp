@@ -156,8 +156,8 @@ TEST(HfConfig, UnknownModelType) {
 }
 
 TEST(HfConfig, UnknownFieldIsNamed) {
-  expect_error<ConfigError>([] { parse_hf_config(llama_json(R"("quantization_config":{"bits":4})"), "c.json"); },
-                            {"c.json", "quantization_config", "unsupported field"});
+  expect_error<ConfigError>([] { parse_hf_config(llama_json(R"("sliding_attention_layers":[1,2])"), "c.json"); },
+                            {"c.json", "sliding_attention_layers", "unsupported field"});
 }
 
 TEST(HfConfig, WrongActivationAndTypes) {

@@ -82,6 +82,22 @@ TEST(RunRecord, DifferencesIgnoreWorldSizeAndNameEveryChange) {
   EXPECT_NE(d[1].find("model.header_sha256"), std::string::npos) << d[1];
 }
 
+TEST(RunRecord, PhaseSectionsPresentOnOneSideOnlyAreNotDifferences) {
+  io::JsonValue a = record(64, 1, "aa");
+  io::JsonValue b = a;
+  io::JsonValue p2 = io::JsonValue::object();
+  p2.set("method", "caldera");
+  b.set("phase2", p2);
+  EXPECT_TRUE(run_record_differences(a, b).empty());
+  EXPECT_TRUE(run_record_differences(b, a).empty());
+  io::JsonValue c = b;
+  p2.set("method", "rtn");
+  c.set("phase2", p2);
+  EXPECT_EQ(run_record_differences(b, c).size(), 1u);
+  const io::JsonValue merged = merge_run_records(a, b);
+  EXPECT_TRUE(merged.contains("phase2"));
+}
+
 TEST(RunRecord, ResumeDecisions) {
   const io::JsonValue none;
   EXPECT_EQ(decide_resume(ResumeMode::kAuto, none, record(1, 1, "a"), false, "w"), ResumeAction::kStartFresh);
