@@ -52,6 +52,7 @@ std::vector<std::string> CalderaParams::problems() const {
   if (!(q_input_rms >= 0.0) || !std::isfinite(q_input_rms)) add("--q-input-rms must be >= 0 (0: codebook default), got ", q_input_rms);
   if (!(hessian_ridge >= 0.0) || !std::isfinite(hessian_ridge)) add("--sigma-reg must be >= 0, got ", hessian_ridge);
   if (!(downdate_sigma >= 0.0) || !std::isfinite(downdate_sigma)) add("--sigma-reg2 must be >= 0, got ", downdate_sigma);
+  if (!(downdate_weight >= 0.0 && downdate_weight <= 1.0)) add("--downdate-weight must be in [0, 1], got ", downdate_weight);
   if (rank > 0 && bits_lr != 16) {
     if (factor_format == FactorFormat::kE8p) {
       if (bits_lr < 2 || bits_lr > 4) add("--bits-lr must be 2, 3, 4 or 16 with --factor-format e8p, got ", bits_lr);
@@ -94,6 +95,7 @@ std::vector<std::pair<std::string, std::string>> CalderaParams::key_values() con
           {"rht", incoherence == Incoherence::kRht ? "on" : "off"},
           {"downdate", downdate == DowndateMode::kOn ? "on" : "off"},
           {"downdate-ridge", std::string(to_string(downdate_ridge))},
+          {"downdate-weight", num(downdate_weight)},
           {"q-rounding", std::string(to_string(q_rounding))},
           {"q-input-rms", num(q_input_rms)},
           {"tune-iters", std::to_string(tune_iters)},
@@ -192,12 +194,16 @@ CompressedUnit CalderaMethod::compress(const MethodContext& ctx, MatrixView<cons
     });
   }
   ActivationErrorMeter meter(be, w.cview(), h.cview());
-  // Block LDL of H for the LDLQ rounding of R (once per matrix; H does not change).
+  // Block LDL of H, once per matrix (H does not change): for the LDLQ rounding of R, and for the Q
+  // update whenever it does not downdate H.
+  const bool downdating = k > 0 && p.downdate == DowndateMode::kOn && p.q_rounding == QRounding::kLdlq;
+  const bool r_ldlq = k > 0 && lr.quantizer && p.factor_rounding == FactorRounding::kLdlq;
   quant::BlockLdl h_ldl;
+  if (r_ldlq || (p.q_rounding == QRounding::kLdlq && !downdating))
+    h_ldl = times.run("block_ldl", [&] { return quant::block_ldl(be, h.cview()); });
   LplrOptions lplr_options;
   lplr_options.iters = p.lplr_iters;
-  if (k > 0 && lr.quantizer && p.factor_rounding == FactorRounding::kLdlq) {
-    h_ldl = times.run("block_ldl_h", [&] { return quant::block_ldl(be, h.cview()); });
+  if (r_ldlq) {
     lplr_options.h_ldl = &h_ldl;
     lplr_options.h = h.cview();
     lplr_options.tune_iters = p.tune_iters;
@@ -232,9 +238,7 @@ CompressedUnit CalderaMethod::compress(const MethodContext& ctx, MatrixView<cons
   auto w_hat = be.make<float>(m, n, "caldera.w_hat");
   auto residual = be.make<float>(m, n, "caldera.residual");
   auto residual_white = k > 0 ? be.make<float>(m, n, "caldera.residual_white") : Matrix<float>();
-  Matrix<float> h_down = k > 0 && p.downdate == DowndateMode::kOn && p.q_rounding == QRounding::kLdlq
-                             ? be.make<float>(n, n, "caldera.h_downdated")
-                             : Matrix<float>();
+  Matrix<float> h_down = downdating ? be.make<float>(n, n, "caldera.h_downdated") : Matrix<float>();
   std::vector<double> lplr_best_errors;
 
   auto record = [&](bool complete) {
@@ -285,14 +289,16 @@ CompressedUnit CalderaMethod::compress(const MethodContext& ctx, MatrixView<cons
       state.q_scale = fq.scale;
     } else {
       MatrixView<const float> h_q = h.cview();
-      if (h_down.size() > 0) {
+      quant::BlockLdl down_ldl;
+      if (downdating) {
         times.run("downdate", [&] {
-          (void)hessian_downdate(be, h.cview(), chol.cview(), state.r.values.cview(), p.downdate_sigma,
-                                 p.downdate_ridge, h_down.view());
+          (void)hessian_downdate(be, h.cview(), chol.cview(), state.r.values.cview(), p.downdate_weight,
+                                 p.downdate_sigma, p.downdate_ridge, h_down.view());
         });
         h_q = h_down.cview();
+        down_ldl = times.run("block_ldl", [&] { return quant::block_ldl(be, h_q); });
       }
-      auto ldl = times.run("block_ldl", [&] { return quant::block_ldl(be, h_q); });
+      const quant::BlockLdl& ldl = downdating ? down_ldl : h_ldl;
       quant::LatticeLdlqOptions opts;
       opts.codebook = q_codebook;
       opts.input_rms = static_cast<float>(p.q_input_rms);

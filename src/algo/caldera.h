@@ -69,6 +69,8 @@ struct CalderaParams {
   Incoherence incoherence = Incoherence::kRht;                  ///< [--rht on|off]
   DowndateMode downdate = DowndateMode::kOn;                    ///< [--downdate on|off]
   DowndateRidge downdate_ridge = DowndateRidge::kPsd;           ///< [--downdate-ridge psd|exact]
+  /// [--downdate-weight] fraction w of the low-rank directions removed from H (spec: 1).
+  double downdate_weight = 1.0;
   QRounding q_rounding = QRounding::kLdlq;                      ///< [--q-rounding ldlq|nearest]
   /// [--q-input-rms] ρ, the RMS LDLQ sees (spec §3.4); 0 = the codebook's opt_scale (1.03 for E8P12,
   /// CALDERA's choice); QuIP#'s own 2-bit recipe uses 0.9 (pitfall P7).

@@ -13,13 +13,15 @@ using linalg::Op;
 std::string_view to_string(DowndateRidge r) noexcept { return r == DowndateRidge::kPsd ? "psd" : "exact"; }
 
 DowndateInfo hessian_downdate(Backend& backend, MatrixView<const float> h, MatrixView<const float> chol,
-                              MatrixView<const float> r, double sigma2, DowndateRidge ridge, MatrixView<float> h_out) {
+                              MatrixView<const float> r, double weight, double sigma2, DowndateRidge ridge,
+                              MatrixView<float> h_out) {
   const int64_t n = h.rows, k = r.rows;
   CALDERA_CHECK(h.cols == n && same_shape(h, chol) && same_shape(h, h_out) && r.cols == n,
                 "hessian_downdate: H ", h.rows, "x", h.cols, ", C ", chol.rows, "x", chol.cols, ", R ", r.rows, "x",
                 r.cols, ", H' ", h_out.rows, "x", h_out.cols);
   CALDERA_CHECK(k >= 1 && k < n, "hessian_downdate: rank ", k, " must be in [1, ", n, ")");
   CALDERA_CHECK(sigma2 >= 0, "hessian_downdate: ridge σ₂ must be >= 0, got ", sigma2);
+  CALDERA_CHECK(weight >= 0 && weight <= 1, "hessian_downdate: weight must be in [0, 1], got ", weight);
 
   // Q = orth((R C)ᵀ) (n×k); P = C Q; H' = H − P Pᵀ.
   auto r_white = backend.make<float>(k, n, "downdate.rc");
@@ -30,7 +32,7 @@ DowndateInfo hessian_downdate(Backend& backend, MatrixView<const float> h, Matri
   auto p = backend.make<float>(n, k, "downdate.p");
   backend.gemm(Op::kNoTrans, Op::kNoTrans, 1.0f, chol, basis.cview(), 0.0f, p.view());
   backend.copy(h, h_out);
-  backend.gemm(Op::kNoTrans, Op::kTrans, -1.0f, p.cview(), p.cview(), 1.0f, h_out);
+  backend.gemm(Op::kNoTrans, Op::kTrans, static_cast<float>(-weight), p.cview(), p.cview(), 1.0f, h_out);
 
   DowndateInfo info;
   if (ridge == DowndateRidge::kExact) {

@@ -32,9 +32,13 @@ struct DowndateInfo {
 /// top-k right singular vectors of L·R·C) whenever L has full column rank (otherwise it removes the
 /// superset span(R̃ᵀ) ⊇ span(V_k)). Then the two ridges of the spec:
 ///   H' += (σ₂ + max(−λ_min, 0))·I ;  H' += |mean(diag H')|·σ₂·I.
+/// `weight` w in [0, 1] scales the removed term, H' = H − w·(CQ)(CQ)ᵀ = C(I − w·QQᵀ)Cᵀ: 1 is the
+/// spec's downdate; w < 1 keeps a fraction 1 − w of the metric in the low-rank directions (useful
+/// when L·R is quantized and cannot represent those directions exactly).
 /// h (n×n, symmetric), chol (n×n lower, H = C Cᵀ) and r (k×n, 1 <= k < n) are backend fp32 views;
 /// h_out (n×n) receives H' and may not alias h. Enqueued on `backend` (synchronises for the mean).
 DowndateInfo hessian_downdate(linalg::Backend& backend, MatrixView<const float> h, MatrixView<const float> chol,
-                              MatrixView<const float> r, double sigma2, DowndateRidge ridge, MatrixView<float> h_out);
+                              MatrixView<const float> r, double weight, double sigma2, DowndateRidge ridge,
+                              MatrixView<float> h_out);
 
 }  // namespace caldera::algo

@@ -126,6 +126,7 @@ std::vector<std::pair<std::string, std::string>> method_option_names() {
           {"rht", "randomized Hadamard transform: on | off"},
           {"downdate", "Hessian downdate before the Q update: on | off"},
           {"downdate-ridge", "lambda_min of the downdated Hessian: psd (0) | exact (eigensolve)"},
+          {"downdate-weight", "fraction of the low-rank directions removed by the downdate (1: spec)"},
           {"q-rounding", "rounding of Q: ldlq | nearest"},
           {"q-input-rms", "RMS of the LDLQ input (0: codebook default 1.03; QuIP# uses 0.9)"},
           {"tune-iters", "LDLQ tune sweeps"},
@@ -188,6 +189,8 @@ void apply_method_option(MethodConfig& c, std::string_view key, std::string_view
     p.downdate = parse_choice<DowndateMode>(key, v, {{"on", DowndateMode::kOn}, {"off", DowndateMode::kOff}});
   } else if (key == "downdate-ridge") {
     p.downdate_ridge = parse_choice<DowndateRidge>(key, v, {{"psd", DowndateRidge::kPsd}, {"exact", DowndateRidge::kExact}});
+  } else if (key == "downdate-weight") {
+    p.downdate_weight = parse_double(key, v);
   } else if (key == "q-rounding") {
     p.q_rounding = parse_choice<QRounding>(key, v, {{"ldlq", QRounding::kLdlq}, {"nearest", QRounding::kNearest}});
   } else if (key == "q-input-rms") {

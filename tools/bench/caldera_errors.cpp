@@ -3,7 +3,8 @@
 // matrix, one column per configuration) and the summary rows: mean error over the matrices,
 // average bits per weight (parameter-weighted, each method's own accounting) and time.
 //
-//   caldera_errors --model DIR --workdir DIR [--layers 0-7] [--backend cpu|cuda] [--threads N]
+//   caldera_errors --model DIR --workdir DIR [--layers 0-7] [--matrices q_proj,down_proj,...]
+//                  [--backend cpu|cuda] [--threads N]
 //                  --method LABEL:key=value,key=value ... [--method ...] [--seed S]
 //
 // Keys are the method options of algo::method_option_names() (the CLI's names without dashes), e.g.
@@ -48,11 +49,13 @@ struct Options {
   linalg::BackendKind backend = linalg::BackendKind::kCpu;
   int threads = 0;
   uint64_t seed = 0;
+  std::vector<std::string> matrices;  ///< module-name suffixes to keep (empty: all seven)
   std::vector<Spec> specs;
 };
 
 constexpr std::string_view kUsage =
-    "usage: caldera_errors --model DIR --workdir DIR [--layers A-B] [--backend cpu|cuda] [--threads N]\n"
+    "usage: caldera_errors --model DIR --workdir DIR [--layers A-B] [--matrices q_proj,...] [--backend cpu|cuda]\n"
+    "                      [--threads N]\n"
     "                      [--seed S] --method LABEL:key=value,... [--method ...]\n";
 
 Spec parse_spec(const std::string& text) {
@@ -94,6 +97,10 @@ Options parse(int argc, char** argv) {
       const auto dash = v.find('-');
       o.first_layer = std::stoll(v.substr(0, dash));
       o.last_layer = dash == std::string::npos ? o.first_layer : std::stoll(v.substr(dash + 1));
+    } else if (a == "--matrices") {
+      std::istringstream in(value(i));
+      std::string item;
+      while (std::getline(in, item, ',')) o.matrices.push_back(item);
     } else if (a == "--backend") {
       o.backend = linalg::parse_backend_kind(value(i));
     } else if (a == "--threads") {
@@ -144,6 +151,11 @@ int run(int argc, char** argv) {
     const auto weights = source.load_layer(layer);
     const auto path = io::hessian_file_path(o.workdir, layer);
     for (const model::LinearKind kind : model::kAllLinearKinds) {
+      const std::string module(model::hf_module_name(kind));
+      if (!o.matrices.empty() && std::none_of(o.matrices.begin(), o.matrices.end(), [&](const std::string& m) {
+            return module.size() >= m.size() && module.compare(module.size() - m.size(), m.size(), m) == 0;
+          }))
+        continue;
       const auto sum = io::read_hessian_input(path, model::hessian_input(kind));
       algo::InputStats stats;
       stats.sum_xxt = sum.sum;

@@ -51,10 +51,25 @@ TEST(HessianDowndate, EqualsSvdDefinitionWhenLHasFullColumnRank) {
   const auto c = make_case(m, n, k, 31);
   auto& be = cpu_backend();
   auto out = be.make<float>(n, n, "h'");
-  const auto info = hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 0.0, DowndateRidge::kPsd, out.view());
+  const auto info = hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 1.0, 0.0, DowndateRidge::kPsd, out.view());
   EXPECT_EQ(info.ridge_total, 0.0);
   const auto ref = svd_downdate(c, m, n, k);
   EXPECT_LT(test::rel_diff(be.download(out), ref), 1e-4);
+}
+
+TEST(HessianDowndate, PartialWeightRemovesAFractionOfTheLowRankTerm) {
+  const int64_t m = 40, n = 24, k = 5;
+  const auto c = make_case(m, n, k, 61);
+  auto& be = cpu_backend();
+  auto full = be.make<float>(n, n, "full");
+  auto half = be.make<float>(n, n, "half");
+  auto none = be.make<float>(n, n, "none");
+  (void)hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 1.0, 0.0, DowndateRidge::kPsd, full.view());
+  (void)hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 0.5, 0.0, DowndateRidge::kPsd, half.view());
+  (void)hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 0.0, 0.0, DowndateRidge::kPsd, none.view());
+  const auto f = be.download(full), hh = be.download(half), z = be.download(none), h = be.download(c.h);
+  EXPECT_EQ(z.storage(), h.storage());
+  for (int64_t i = 0; i < n * n; ++i) EXPECT_NEAR(hh.data()[i], 0.5 * (f.data()[i] + h.data()[i]), 1e-4);
 }
 
 TEST(HessianDowndate, IsPsdWithExactlyKNullDirectionsBeforeTheRidge) {
@@ -62,7 +77,7 @@ TEST(HessianDowndate, IsPsdWithExactlyKNullDirectionsBeforeTheRidge) {
   const auto c = make_case(m, n, k, 41);
   auto& be = cpu_backend();
   auto out = be.make<float>(n, n, "h'");
-  const auto info = hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 0.0, DowndateRidge::kExact,
+  const auto info = hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 1.0, 0.0, DowndateRidge::kExact,
                                      out.view());
   auto w = be.make<float>(1, n, "w");
   auto work = be.clone(out.cview(), "work");
@@ -81,9 +96,9 @@ TEST(HessianDowndate, RidgesFollowTheSpecAndPsdModeOnlyDropsRoundoff) {
   auto bare = be.make<float>(n, n, "bare");
   auto psd = be.make<float>(n, n, "psd");
   auto exact = be.make<float>(n, n, "exact");
-  (void)hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 0.0, DowndateRidge::kPsd, bare.view());
-  const auto ip = hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 0.01, DowndateRidge::kPsd, psd.view());
-  const auto ie = hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 0.01, DowndateRidge::kExact,
+  (void)hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 1.0, 0.0, DowndateRidge::kPsd, bare.view());
+  const auto ip = hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 1.0, 0.01, DowndateRidge::kPsd, psd.view());
+  const auto ie = hessian_downdate(be, c.h.cview(), c.chol.cview(), c.r.cview(), 1.0, 0.01, DowndateRidge::kExact,
                                    exact.view());
   const auto b = be.download(bare), p = be.download(psd);
   double mean = 0;
