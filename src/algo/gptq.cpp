@@ -131,11 +131,13 @@ void GptqParams::validate() const {
 }
 
 std::vector<std::pair<std::string, std::string>> GptqParams::key_values() const {
+  // Keys are the CLI option names: the export's quantization_config is read back through
+  // apply_method_option().
   return {{"bits", std::to_string(bits)},
-          {"group_size", std::to_string(group_size)},
-          {"percdamp", caldera::detail::concat(percdamp)},
-          {"act_order", order == ColumnOrder::kActOrder ? "on" : "off"},
-          {"block_size", std::to_string(block_size)}};
+          {"group-size", std::to_string(group_size)},
+          {"percdamp", detail::round_trip_text(percdamp)},
+          {"act-order", order == ColumnOrder::kActOrder ? "on" : "off"},
+          {"block-size", std::to_string(block_size)}};
 }
 
 void GptqEncoding::validate() const {

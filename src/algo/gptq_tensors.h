@@ -3,6 +3,7 @@
 // IoError naming the tensor and the method.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -33,6 +34,13 @@ inline const Tensor& expect_tensor(const TensorMap& map, const std::string& name
   if (t.bytes.size() != static_cast<size_t>(t.numel() * dtype_size(t.dtype)))
     raise<IoError>(context, ": tensor '", name, "' holds ", t.bytes.size(), " bytes for ", t.numel(), " elements");
   return t;
+}
+
+/// Shortest text that parses back to exactly `v` ("0.01", "1", "inf").
+inline std::string round_trip_text(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, r.ptr);
 }
 
 /// An I64 scalar tensor (shape []): the metadata of a unit (format_version, bits, group sizes).

@@ -2,6 +2,7 @@
 #include "algo/method_factory.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 
@@ -137,7 +138,7 @@ std::vector<std::pair<std::string, std::string>> method_option_names() {
           {"bits", "GPTQ (2..8) / SpQR (2..16): bits per weight code"},
           {"stat-bits", "SpQR: bits of the quantized scales and zero points (1..8), or 16 / 32 for fp16 / fp32"},
           {"stat-group-size", "SpQR: beta2, rows whose statistics are quantized together"},
-          {"outlier-threshold", "SpQR: relative outlier threshold tau (inf: no outliers)"},
+          {"outlier-threshold", "SpQR: relative outlier threshold tau (off or inf: no outliers)"},
           {"outlier-max-rate", "SpQR: per-matrix outlier budget of the tau search (>= 1: no search)"},
           {"percdamp", "GPTQ / SpQR: Hessian damping, fraction of the mean diagonal"},
           {"act-order", "GPTQ / SpQR: columns in decreasing diag(H) order: on | off"},
@@ -212,7 +213,7 @@ void apply_method_option(MethodConfig& c, std::string_view key, std::string_view
   } else if (key == "stat-group-size") {
     c.spqr.stat_group_size = parse_int(key, v);
   } else if (key == "outlier-threshold") {
-    c.spqr.outlier_threshold = parse_double(key, v);
+    c.spqr.outlier_threshold = v == "off" ? HUGE_VAL : parse_double(key, v);
   } else if (key == "outlier-max-rate") {
     c.spqr.outlier_max_rate = parse_double(key, v);
   } else if (key == "percdamp") {

@@ -105,16 +105,18 @@ void SpqrParams::validate() const {
 }
 
 std::vector<std::pair<std::string, std::string>> SpqrParams::key_values() const {
+  // Keys are the CLI option names: the export's quantization_config is read back through
+  // apply_method_option(). An infinite τ is written "off" (JSON has no infinity).
   return {{"bits", std::to_string(bits)},
-          {"group_size", std::to_string(group_size)},
-          {"stat_bits", std::to_string(stat_bits)},
-          {"stat_group_size", std::to_string(stat_group_size)},
-          {"outlier_threshold", caldera::detail::concat(outlier_threshold)},
-          {"outlier_max_rate", caldera::detail::concat(outlier_max_rate)},
-          {"percdamp", caldera::detail::concat(percdamp)},
-          {"act_order", order == ColumnOrder::kActOrder ? "on" : "off"},
-          {"simplified_outliers", outlier_selection == OutlierSelection::kSimplified ? "on" : "off"},
-          {"block_size", std::to_string(block_size)}};
+          {"group-size", std::to_string(group_size)},
+          {"stat-bits", std::to_string(stat_bits)},
+          {"stat-group-size", std::to_string(stat_group_size)},
+          {"outlier-threshold", std::isinf(outlier_threshold) ? "off" : detail::round_trip_text(outlier_threshold)},
+          {"outlier-max-rate", detail::round_trip_text(outlier_max_rate)},
+          {"percdamp", detail::round_trip_text(percdamp)},
+          {"act-order", order == ColumnOrder::kActOrder ? "on" : "off"},
+          {"simplified-outliers", outlier_selection == OutlierSelection::kSimplified ? "on" : "off"},
+          {"block-size", std::to_string(block_size)}};
 }
 
 SpqrResult spqr_quantize_matrix(linalg::Backend& backend, MatrixView<const float> w, const InputStats& stats,

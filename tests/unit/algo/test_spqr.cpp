@@ -331,8 +331,26 @@ TEST(SpqrFactory, OptionsParseAndProblemsNameThem) {
   apply_method_option(c, "method", "gptq");
   apply_method_option(c, "group-size", "0");
   for (const auto& [k, v] : make_method(c)->parameters()) params[k] = v;
-  EXPECT_EQ(params["group_size"], "0");
+  EXPECT_EQ(params["group-size"], "0");
   EXPECT_EQ(params["bits"], "4");
+}
+
+TEST(SpqrFactory, ParametersAreOptionsThatRebuildTheSameMethod) {
+  // The export stores Method::parameters() in quantization_config and rebuilds the method from
+  // them with apply_method_option (pipeline/export.cpp): keys must be option names, values exact.
+  for (const char* name : {"gptq", "spqr"}) {
+    MethodConfig c;
+    apply_method_option(c, "method", name);
+    apply_method_option(c, "percdamp", "0.0123456789");
+    apply_method_option(c, "outlier-threshold", "inf");
+    apply_method_option(c, "act-order", "off");
+    const auto first = make_method(c)->parameters();
+    MethodConfig again;
+    apply_method_option(again, "method", name);
+    for (const auto& [k, v] : first) apply_method_option(again, k, v);
+    EXPECT_EQ(make_method(again)->parameters(), first) << name;
+    EXPECT_DOUBLE_EQ(std::string(name) == "gptq" ? again.gptq.percdamp : again.spqr.percdamp, 0.0123456789);
+  }
 }
 
 }  // namespace
