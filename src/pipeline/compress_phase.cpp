@@ -157,6 +157,11 @@ CompressPhaseReport run_compress_phase(comm::Communicator& comm, linalg::Backend
       continue;
     }
     Stopwatch watch;
+    if (log != nullptr) {
+      io::JsonValue e = io::JsonValue::object();
+      e.set("unit", u.id.name());
+      log->event("unit_start", e);
+    }
     const HostMatrix<float> w = model.read_linear(u.id.layer, u.kind);
     const algo::InputStats& input = stats.get(u.id.layer, model::hessian_input(u.kind));
     H5CheckpointStore checkpoint(workdir.partial_task_file(u.id.name()), identity);

@@ -10,9 +10,9 @@ ONE rank only; the others learn of it through state/STOP (pipeline::StopCoordina
      before layer 1 is published: exit 75 again after layer 1.
   3. rank 1's snapshot truncated; 2 ranks: the rerun warns that the snapshot is unusable and
      replays the forward pass from the embeddings (layers verified earlier: forward only, nothing
-     recollected but the missing layer); SIGTERM to rank 0 in phase 2 right after a unit finished
-     (so its next unit is in its first outer iteration): exit 75 with a mid-unit checkpoint
-     (tasks/*.partial.h5) and no temp files.
+     recollected but the missing layers); SIGTERM to rank 0 in phase 2 once 18 units are finished
+     and no checkpoint exists (so its current unit is in its first outer iteration): exit 75 with a
+     mid-unit checkpoint (tasks/*.partial.h5) and no temp files.
   4. a copy of that workdir with every checkpoint bit-flipped: one process reruns, reports the
      checkpoint does not verify, starts the unit over, output identical.
   5. the workdir itself: one process (another world size) resumes the unit from its checkpoint,
@@ -66,15 +66,14 @@ def test() -> None:
     expect_requeue(job, "second SIGUSR1 in phase 1")
     check(wd.hessians_done() == [0, 1] and len(wd.snapshots()) == 2,
           f"after the second stop: layers {wd.hessians_done()}, snapshots {wd.snapshots()}")
-    collected = [m for m in wd.messages(job.cursor) if m.startswith("hessians: layer ") and "collected" in m]
-    check(len(collected) == 1 and collected[0].startswith("hessians: layer 1/"),
-          f"the snapshot resume recollected: {collected}")
+    collected = wd.collected_layers(job.cursor)
+    check(collected == [1], f"the snapshot resume collected layers {collected}, expected [1]")
     done2 = wd.hessians_done()
 
     # 3. Truncated snapshot of rank 1: replay; SIGTERM in phase 2 right after a unit finished.
     truncate(wd.snapshots()[1], 0.5)
     job = c.start(c.run_args(w), w, ranks=2)
-    n0 = 3
+    n0 = 18  # late in phase 2 (each rank still has units left), so the two completions below are short
 
     def unit_just_finished() -> bool:
         done = wd.tasks_finished()
@@ -86,8 +85,8 @@ def test() -> None:
     require_message(wd, job.cursor, r"activation snapshot unusable, replaying the forward pass", "truncated snapshot")
     check(not [m for m in wd.messages(job.cursor) if "continuing from the activation snapshot" in m],
           "a truncated snapshot was used")
-    collected = [m for m in wd.messages(job.cursor) if m.startswith("hessians: layer ") and "collected" in m]
-    check(len(collected) == N_LAYERS - len(done2), f"layers recollected after the replay: {collected}")
+    collected = wd.collected_layers(job.cursor)
+    check(collected == list(range(len(done2), N_LAYERS)), f"layers collected after the replay: {collected}")
     check(not wd.snapshots(), f"snapshots left after phase 1 finished: {wd.snapshots()}")
     partials = wd.partials()
     check(bool(partials), "SIGTERM in a unit's first outer iteration left no mid-unit checkpoint")

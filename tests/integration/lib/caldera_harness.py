@@ -229,8 +229,23 @@ class Workdir:
                         pass  # a line cut by kill -9
         return out
 
-    def messages(self, since: dict[str, int] | None = None) -> list[str]:
-        return [e.get("msg", "") for e in self.events(since) if e.get("event") == "log"]
+    def messages(self, since: dict[str, int] | None = None, rank: int | None = None) -> list[str]:
+        """Log messages of every rank (or of `rank`) after `since`."""
+        return [e.get("msg", "") for e in self.events(since)
+                if e.get("event") == "log" and (rank is None or e.get("rank") == rank)]
+
+    def current_units(self, since: dict[str, int]) -> dict[int, str]:
+        """{rank: the unit it started last} from the unit_start events after `since`."""
+        out = {}
+        for e in self.events(since):
+            if e.get("event") == "unit_start":
+                out[e["rank"]] = e["unit"]
+        return out
+
+    def collected_layers(self, since: dict[str, int]) -> list[int]:
+        """Layers whose Hessians the runs after `since` collected (rank 0's log lines)."""
+        rx = re.compile(r"^hessians: layer (\d+)/\d+ collected")
+        return [int(m.group(1)) for m in map(rx.match, self.messages(since, rank=0)) if m]
 
 
 def find_message(messages: Iterable[str], pattern: str) -> str | None:
@@ -390,15 +405,23 @@ class Job:
         log(f"killed rank {rank} (pid {pids[rank]}) with SIGKILL")
         result = self.wait(timeout_s=120)
         check(result.rc != 0, f"the job exited 0 after its rank {rank} was killed")
-        # mpiexec ends the other ranks; make sure none survives to race the rerun.
-        for pid in pids.values():
-            for _ in range(200):
-                if not pid_alive(pid):
-                    break
-                time.sleep(0.05)
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        self.wait_gone(pids)
         return result
+
+    @staticmethod
+    def wait_gone(pids: dict[int, int], timeout_s: float = 60) -> None:
+        """Waits until every pid has vanished from /proc (a zombie still counts: the workdir lock
+        sees a zombie holder as alive, as kill(pid, 0) does); SIGKILLs a rank still running after
+        10 s (the launcher should have ended it)."""
+        deadline = time.monotonic() + timeout_s
+        for pid in pids.values():
+            killed = False
+            while process_state(pid) != "":
+                if not killed and pid_alive(pid) and time.monotonic() > deadline - timeout_s + 10:
+                    os.kill(pid, signal.SIGKILL)
+                    killed = True
+                check(time.monotonic() < deadline, f"rank process {pid} did not go away within {timeout_s} s")
+                time.sleep(0.02)
 
     def signal_rank(self, pids: dict[int, int], rank: int, sig: int) -> None:
         """Sends `sig` to one frozen rank, then lets every rank continue."""
