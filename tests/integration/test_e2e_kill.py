@@ -39,18 +39,17 @@ def test() -> None:
     wd = Workdir(w)
 
     # 1. Phase 1, inside layer 1: layer 0 published, layer 1 not, no write in progress; wait until
-    # 40% of layer 0's duration has passed since its file appeared, so layer 1's forward is running.
+    # 30% of layer 0's duration (from the phase-1 start message to its file) has passed since its
+    # file appeared, so layer 1's forward is running.
     job = c.start(c.run_args(w), w, ranks=2)
-    t_start = {}
 
     def inside_layer_1() -> bool:
         if not wd.hessian(0).exists() or wd.hessian(1).exists() or wd.temp_files("hessians"):
             return False
-        now = time.time()
         t0 = wd.hessian(0).stat().st_mtime
-        first = min((e["t"] for e in wd.events(job.cursor) if e.get("event") == "process_start"), default=t0)
-        t_start.setdefault("layer0_s", t0 - first)
-        return now - t0 >= 0.4 * max(t0 - first, 0.05)
+        begin = min((e["t"] for e in wd.events(job.cursor)
+                     if e.get("event") == "log" and e.get("msg", "").startswith("hessians: 8 sequences")), default=t0)
+        return time.time() - t0 >= 0.3 * max(t0 - begin, 0.05)
 
     pids = job.freeze_when(inside_layer_1, "phase 1 inside layer 1")
     job.kill_rank(pids, 1)

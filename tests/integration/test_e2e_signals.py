@@ -77,9 +77,10 @@ def test() -> None:
 
     def unit_just_finished() -> bool:
         done = wd.tasks_finished()
-        return len(done) >= n0 and not wd.partials()
+        current = wd.current_units(job.cursor).get(0)
+        return len(done) >= n0 and not wd.partials() and current is not None and current not in done
 
-    pids = job.freeze_when(unit_just_finished, f"{n0} units finished, no checkpoint yet")
+    pids = job.freeze_when(unit_just_finished, f"{n0} units finished, rank 0 in a unit without a checkpoint yet")
     job.signal_rank(pids, 0, signal.SIGTERM)
     expect_requeue(job, "SIGTERM in phase 2")
     require_message(wd, job.cursor, r"activation snapshot unusable, replaying the forward pass", "truncated snapshot")
