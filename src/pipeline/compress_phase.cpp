@@ -87,6 +87,10 @@ class StatsCache {
   const algo::InputStats& get(int layer, model::HessianInput input) {
     if (layer == layer_ && input == input_) return stats_;
     const fs::path path = workdir_.hessian_file(layer);
+    std::error_code ec;
+    if (!fs::exists(path, ec))
+      raise<IoError>(path.string(), ": missing: phase 2 needs the Hessians of layer ", layer,
+                     " from phase 1 (`caldera-dist hessians` or `run` with the same settings)");
     io::HessianFileMeta expected = meta_;
     expected.layer = layer;
     io::check_hessian_meta(path, io::read_hessian_meta(path), expected);

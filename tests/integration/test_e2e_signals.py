@@ -13,8 +13,8 @@ ONE rank only; the others learn of it through state/STOP (pipeline::StopCoordina
      recollected but the missing layers); SIGTERM to rank 0 in phase 2 once 18 units are finished
      and no checkpoint exists (so its current unit is in its first outer iteration): exit 75 with a
      mid-unit checkpoint (tasks/*.partial.h5) and no temp files.
-  4. a copy of that workdir with every checkpoint bit-flipped: one process reruns, reports the
-     checkpoint does not verify, starts the unit over, output identical.
+  4. copies of that workdir with every checkpoint bit-flipped, and truncated: one process reruns,
+     reports the checkpoint does not verify, starts the unit over, output identical.
   5. the workdir itself: one process (another world size) resumes the unit from its checkpoint,
      output identical.
 """
@@ -95,17 +95,20 @@ def test() -> None:
     cd = last_event(wd, job.cursor, "compress_done")
     check(cd["stopped"] is True and cd["units_computed"] < N_UNITS, f"compress_done after SIGTERM: {cd}")
 
-    # 4. A copy with bit-flipped checkpoints: detected, the unit starts over.
-    w2 = copy_workdir(w, scratch / "flipped")
-    wd2 = Workdir(w2)
-    for p in wd2.partials():
-        size = p.stat().st_size
-        for frac in (0.3, 0.5, 0.7):
-            flip_bit(p, int(size * frac), 3)
-    r, cursor = c.resume_and_compare(w2, ref, ranks=0)
-    require_message(wd2, cursor, r"checkpoint does not verify, starting the unit over", "bit-flipped checkpoint")
-    check(not [m for m in wd2.messages(cursor) if "resuming the unit from its checkpoint" in m],
-          "a bit-flipped checkpoint was loaded")
+    # 4. Copies with bit-flipped and with truncated checkpoints: detected, the unit starts over.
+    for damage in ("flipped", "truncated"):
+        w2 = copy_workdir(w, scratch / damage)
+        wd2 = Workdir(w2)
+        for p in wd2.partials():
+            if damage == "truncated":
+                truncate(p, 0.6)
+            else:
+                for frac in (0.3, 0.5, 0.7):
+                    flip_bit(p, int(p.stat().st_size * frac), 3)
+        r, cursor = c.resume_and_compare(w2, ref, ranks=0)
+        require_message(wd2, cursor, r"checkpoint does not verify, starting the unit over", f"{damage} checkpoint")
+        check(not [m for m in wd2.messages(cursor) if "resuming the unit from its checkpoint" in m],
+              f"a {damage} checkpoint was loaded")
 
     # 5. The workdir itself: resumes from the checkpoint(s), on one process.
     r, cursor = c.resume_and_compare(w, ref, ranks=0)
