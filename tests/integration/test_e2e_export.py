@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
-from caldera_harness import (EVAL_SEQS, EXIT_FAILURE, N_UNITS, SEQ_LEN, CALDERA_ARGS, PHASE1_ARGS, Caldera, check,
+from caldera_harness import (CALDERA_ARGS, EVAL_SEQS, EXIT_FAILURE, N_UNITS, SEQ_LEN, Caldera, check,
                              compare_trees, copy_workdir, log, main, tree_digest)
 from safetensors_lite import SafetensorsDir
 
