@@ -4,8 +4,30 @@ find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(MPI REQUIRED COMPONENTS CXX)
 find_package(HDF5 REQUIRED COMPONENTS C)
 # Static Boost: the same binary then runs on hosts with another Boost (e.g. Ubuntu 24.04's 1.83).
+if(POLICY CMP0167)
+  cmake_policy(SET CMP0167 NEW)  # BoostConfig.cmake instead of the removed FindBoost module
+endif()
 set(Boost_USE_STATIC_LIBS ON)
-find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
+find_package(Boost 1.74 QUIET COMPONENTS program_options)
+if(NOT TARGET Boost::program_options)
+  # Some distributions ship the library without its CMake package file.
+  find_path(CALDERA_BOOST_PO_INCLUDE boost/program_options.hpp)
+  find_library(CALDERA_BOOST_PO_LIBRARY NAMES libboost_program_options.a boost_program_options)
+  if(CALDERA_BOOST_PO_INCLUDE AND CALDERA_BOOST_PO_LIBRARY)
+    add_library(Boost::program_options UNKNOWN IMPORTED)
+    set_target_properties(Boost::program_options PROPERTIES
+      IMPORTED_LOCATION ${CALDERA_BOOST_PO_LIBRARY} INTERFACE_INCLUDE_DIRECTORIES ${CALDERA_BOOST_PO_INCLUDE})
+  endif()
+endif()
+# Without Boost.Program_options the libraries, tests and benchmarks still build (a GPU machine
+# that lacks it can run them); the caldera-dist executable and its CLI tests are skipped.
+if(TARGET Boost::program_options)
+  set(CALDERA_HAVE_CLI ON)
+else()
+  set(CALDERA_HAVE_CLI OFF)
+  message(WARNING "Boost.Program_options not found: caldera-dist and its CLI tests are not built "
+                  "(install libboost-program-options-dev)")
+endif()
 find_package(nlohmann_json 3.10 REQUIRED)
 
 set(BLA_VENDOR OpenBLAS)

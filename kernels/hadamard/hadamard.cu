@@ -81,6 +81,10 @@ cudaError_t launch_variant(const HadamardArgs& a, cudaStream_t stream) {
   cudaError_t err = cudaFuncSetAttribute(hadamard_kernel<kMix>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
   if (err != cudaSuccess) return err;
+  // Let the driver give shared memory the whole carveout, so two blocks fit on an SM.
+  const cudaError_t carve = cudaFuncSetAttribute(hadamard_kernel<kMix>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                 static_cast<int>(cudaSharedmemCarveoutMaxShared));
+  if (carve != cudaSuccess) return carve;
   hadamard_kernel<kMix><<<static_cast<unsigned>(a.x.rows), kThreads, smem, stream>>>(a);
   return cudaGetLastError();
 }

@@ -1,14 +1,15 @@
 // Kernel family "lattice" (kernels/include/kernels/lattice.h): E8P / RVQ encode and decode.
 //
-// Encode: one thread per 8-vector running e8p::lattice_encode8 — the host reference itself, on
-// the device copies of the tables — so codes equal the CPU facet's bit for bit. All threads of a
-// warp score the same pattern at the same time (uniform table reads, no divergence). Decode: one
-// thread per 8-vector. Variants: the three codebooks, one dispatch switch per direction.
+// Encode: one thread per 8-vector running e8p::lattice_encode8_with with the shared-memory search
+// of lattice/warp_search.cuh (the host reference's arithmetic), so codes equal the CPU facet's bit
+// for bit. All threads of a warp score the same pattern at the same time (broadcast table reads,
+// no divergence). Decode: one thread per 8-vector. Variants: the three codebooks, one dispatch switch per direction.
 // Constraints: x.cols % 8 == 0; codes rows × cols/8; any ld.
 #include <cuda_runtime.h>
 
 #include "common/launch.cuh"
 #include "kernels/lattice.h"
+#include "lattice/warp_search.cuh"
 
 namespace caldera::kernels {
 namespace {
@@ -18,6 +19,9 @@ constexpr int kDecodeThreads = 256;
 
 template <LatticeCodebook kCb>
 __global__ void __launch_bounds__(kEncodeThreads) encode_kernel(LatticeEncodeArgs a) {
+  __shared__ LatticeSmemTables tab;
+  load_lattice_tables(tab);
+  const SmemE8pNearest nearest{tab};
   const int64_t nb = a.x.cols / 8;
   const int64_t total = a.x.rows * nb;
   for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < total;
@@ -26,7 +30,7 @@ __global__ void __launch_bounds__(kEncodeThreads) encode_kernel(LatticeEncodeArg
     float v[8], out[8];
     const float* src = a.x.data + i * a.x.ld + 8 * b;
     for (int c = 0; c < 8; ++c) v[c] = src[c];
-    a.codes.data[i * a.codes.ld + b] = e8p::lattice_encode8(kCb, a.residual_scale, v, out);
+    a.codes.data[i * a.codes.ld + b] = e8p::lattice_encode8_with(nearest, kCb, a.residual_scale, v, out);
     if (a.xhat.data != nullptr) {
       float* dst = a.xhat.data + i * a.xhat.ld + 8 * b;
       for (int c = 0; c < 8; ++c) dst[c] = out[c];

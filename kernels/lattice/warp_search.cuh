@@ -1,10 +1,11 @@
-// Warp-cooperative exact nearest-codeword search (device only), used by the LDLQ panel kernel.
+// Exact nearest-codeword search on the device with the tables in shared memory: one thread per
+// vector (SmemE8pNearest, bulk encoding) or one warp per vector (warp_*, the LDLQ panel kernel).
 //
-// Every lane holds the same 8-vector. E8P: lanes 0-15 take shift +¼, lanes 16-31 shift −¼; lane l
-// scores patterns (l mod 16) + 16q, q = 0..15, with e8p::e8p_candidate_key — the same function,
-// hence the same bits, as the host search. Half-warp reductions keep (smallest key, then lowest
-// pattern), and the shift rule of core/e8p_tables.h picks the winner, so the code equals
-// e8p::e8p_nearest(x) exactly. E81B: lane l scores entries l + 32q, arg-max with ties to the lowest
+// Warp search: every lane holds the same 8-vector. E8P: lanes 0-15 take shift +¼, lanes 16-31
+// shift −¼; lane l scores patterns (l mod 16) + 16q, q = 0..15, with e8p::e8p_key_from_coeffs (the
+// arithmetic of e8p::e8p_candidate_key, hence the same bits as the host search). Half-warp
+// reductions keep (smallest key, then lowest pattern), and the shift rule of core/e8p_tables.h
+// picks the winner, so the code equals e8p::e8p_nearest(x) exactly. E81B: lane l scores entries l + 32q, arg-max with ties to the lowest
 // index, equal to e8p::e81b_nearest. All lanes of the warp must call these functions together.
 #pragma once
 
@@ -18,8 +19,13 @@ namespace caldera::kernels {
 
 constexpr unsigned kFullMask = 0xffffffffu;
 
-/// Packed tables in shared memory (filled by the block before use).
+/// Tables in shared memory (filled by the block before use): per pattern a the coefficients
+/// c[i][a] = 2·a_i as doubles (transposed, so lanes reading different patterns hit different
+/// banks), Σ c_i², the parity flag, and the packed words.
 struct LatticeSmemTables {
+  double c[8][256];
+  double nc2[256];
+  uint32_t need_odd[256];
   uint32_t packed_abs[256];
   uint32_t e81b[256];
 };
@@ -27,12 +33,50 @@ struct LatticeSmemTables {
 /// Fills the tables from the device copies of core/e8p_tables.h (all threads of the block call it;
 /// synchronizes).
 __device__ inline void load_lattice_tables(LatticeSmemTables& t) {
-  for (int i = threadIdx.x + threadIdx.y * blockDim.x; i < 256; i += blockDim.x * blockDim.y) {
-    t.packed_abs[i] = e8p::packed_abs(i);
-    t.e81b[i] = e8p::e81b_packed(i);
+  for (int a = threadIdx.x + threadIdx.y * blockDim.x; a < 256; a += blockDim.x * blockDim.y) {
+    const uint32_t w = e8p::packed_abs(a);
+    int nc2 = 0;
+    for (int i = 0; i < 8; ++i) {
+      const int c = e8p::e8p_coeff(w, i);
+      t.c[i][a] = static_cast<double>(c);
+      nc2 += c * c;
+    }
+    t.nc2[a] = static_cast<double>(nc2);
+    t.need_odd[a] = e8p::e8p_need_odd(w);
+    t.packed_abs[a] = w;
+    t.e81b[a] = e8p::e81b_packed(a);
   }
   __syncthreads();
 }
+
+/// e8p::e8p_candidate_key of pattern a from the shared tables (same arithmetic, same bits).
+__device__ inline double smem_e8p_key(const LatticeSmemTables& tab, const e8p::E8pShift& sh, int a) {
+  return e8p::e8p_key_from_coeffs(sh, &tab.c[0][a], 256, tab.nc2[a], tab.need_odd[a]);
+}
+
+/// One thread's exact search over all 512 candidates (for kernels with one vector per thread);
+/// equals e8p::e8p_nearest. Usable as the `nearest` of e8p::lattice_encode8_with.
+struct SmemE8pNearest {
+  const LatticeSmemTables& tab;
+  __device__ uint32_t operator()(const float x[8]) const {
+    double best_key[2];
+    int best_a[2];
+    for (int t = 0; t < 2; ++t) {
+      const e8p::E8pShift sh = e8p::e8p_prepare_shift(x, t);
+      best_key[t] = smem_e8p_key(tab, sh, 0);
+      best_a[t] = 0;
+      for (int a = 1; a < 256; ++a) {
+        const double k = smem_e8p_key(tab, sh, a);
+        if (k < best_key[t]) {
+          best_key[t] = k;
+          best_a[t] = a;
+        }
+      }
+    }
+    const int t = e8p::rn::sub(best_key[0], best_key[1]) <= e8p::e8p_sum_x4(x) ? 0 : 1;
+    return e8p::e8p_make_code(e8p::e8p_prepare_shift(x, t), best_a[t], tab.packed_abs[best_a[t]], t);
+  }
+};
 
 __device__ inline uint32_t warp_e8p_nearest(const LatticeSmemTables& tab, const float x[8]) {
   const int lane = static_cast<int>(threadIdx.x & 31);
@@ -42,7 +86,7 @@ __device__ inline uint32_t warp_e8p_nearest(const LatticeSmemTables& tab, const 
   int best_a = -1;
   for (int q = 0; q < 16; ++q) {
     const int a = (lane & 15) + 16 * q;
-    const double k = e8p::e8p_candidate_key(sh, tab.packed_abs[a]);
+    const double k = smem_e8p_key(tab, sh, a);
     if (best_a < 0 || k < best) {
       best = k;
       best_a = a;

@@ -6,7 +6,8 @@
 // Δ[q] M[q][8j+c] over q ≡ part (mod 4), combine the 4 parts with two xor-shuffles, broadcast the 8
 // values, apply N_j, then round: a warp-wide exact lattice search or the scalar grid.
 // Variants (one dispatch switch): lattice E8P12 / RVQ3B / RVQ4B, scalar.
-// Constraints: 8 ≤ w ≤ 128, w % 8 == 0; about 92 KiB of shared memory per block (opt-in).
+// Constraints: 8 ≤ w ≤ 128, w % 8 == 0; about 109 KiB of shared memory per block (opt-in; two
+// blocks, 32 warps, per H100 SM).
 #include <cuda_runtime.h>
 
 #include "common/launch.cuh"
@@ -111,6 +112,11 @@ cudaError_t launch_variant(const LdlqPanelArgs& a, cudaStream_t stream) {
   const cudaError_t err = cudaFuncSetAttribute(ldlq_panel_kernel<kRound, kCb>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (err != cudaSuccess) return err;
+  // Let the driver give shared memory the whole carveout, so two blocks fit on an SM.
+  const cudaError_t carve =
+      cudaFuncSetAttribute(ldlq_panel_kernel<kRound, kCb>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                           static_cast<int>(cudaSharedmemCarveoutMaxShared));
+  if (carve != cudaSuccess) return carve;
   const auto grid = static_cast<unsigned>(ceil_div(a.base.rows, kWarps));
   ldlq_panel_kernel<kRound, kCb><<<grid, kWarps * 32, smem, stream>>>(a);
   return cudaGetLastError();

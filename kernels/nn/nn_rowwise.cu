@@ -5,6 +5,7 @@
 //   silu_mul       grid-stride elementwise
 //   add_bias       grid-stride elementwise
 //   column_sums    two passes (256-row chunk partials, then fixed-order sum), fp64, no atomics
+//   column_abs_stats  Σ|x| and max|x| per column, same two passes (ASVD scaling statistics)
 // Constraints: leading dimensions >= cols; sizes fit in int64; no alignment requirements.
 #include <cmath>
 
@@ -110,6 +111,41 @@ int64_t column_sum_chunks(const ColumnSumsArgs& a) {
   return (a.rows + kColumnSumRowsPerChunk - 1) / kColumnSumRowsPerChunk;
 }
 
+// Pass 1 of column_abs_stats: per chunk of rows, Σ|x| into partial[chunk][j] and max|x| into
+// partial[n_chunks + chunk][j].
+__global__ void column_abs_partial_kernel(ColumnAbsStatsArgs a, double* partial, int64_t n_chunks) {
+  const int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (j >= a.cols) return;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * kColumnSumRowsPerChunk;
+  const int64_t r1 = r0 + kColumnSumRowsPerChunk < a.rows ? r0 + kColumnSumRowsPerChunk : a.rows;
+  double acc = 0, mx = 0;
+  for (int64_t t = r0; t < r1; ++t) {
+    const double v = fabs(static_cast<double>(a.x[t * a.ld + j]));
+    acc += v;
+    mx = v > mx ? v : mx;
+  }
+  partial[static_cast<int64_t>(blockIdx.y) * a.cols + j] = acc;
+  partial[(n_chunks + blockIdx.y) * a.cols + j] = mx;
+}
+
+// Pass 2: in chunk order, sum_abs[j] += Σ partial sums, max_abs[j] = max(max_abs[j], partial maxima).
+__global__ void column_abs_final_kernel(ColumnAbsStatsArgs a, const double* partial, int64_t n_chunks) {
+  const int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (j >= a.cols) return;
+  double acc = 0, mx = a.max_abs[j];
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    acc += partial[c * a.cols + j];
+    const double m = partial[(n_chunks + c) * a.cols + j];
+    mx = m > mx ? m : mx;
+  }
+  a.sum_abs[j] += acc;
+  a.max_abs[j] = mx;
+}
+
+int64_t column_abs_chunks(const ColumnAbsStatsArgs& a) {
+  return (a.rows + kColumnSumRowsPerChunk - 1) / kColumnSumRowsPerChunk;
+}
+
 }  // namespace
 
 // ---- embedding ------------------------------------------------------------------------------------
@@ -193,6 +229,27 @@ cudaError_t column_sums_launch(const ColumnSumsArgs& a, void* workspace, cudaStr
   column_sums_partial_kernel<<<dim3(col_blocks, static_cast<unsigned int>(n_chunks)), kThreads, 0, stream>>>(a,
                                                                                                             partial);
   column_sums_final_kernel<<<col_blocks, kThreads, 0, stream>>>(a, partial, n_chunks);
+  return cudaGetLastError();
+}
+
+// ---- column_abs_stats -----------------------------------------------------------------------------
+bool column_abs_stats_can_implement(const ColumnAbsStatsArgs& a) noexcept {
+  return a.x && a.sum_abs && a.max_abs && a.rows >= 0 && a.cols >= 0 && a.ld >= a.cols &&
+         column_abs_chunks(a) <= 65535;
+}
+std::size_t column_abs_stats_workspace_bytes(const ColumnAbsStatsArgs& a) noexcept {
+  return static_cast<std::size_t>(2 * column_abs_chunks(a) * a.cols) * sizeof(double);
+}
+cudaError_t column_abs_stats_launch(const ColumnAbsStatsArgs& a, void* workspace, cudaStream_t stream) noexcept {
+  if (!column_abs_stats_can_implement(a)) return cudaErrorInvalidValue;
+  if (a.rows == 0 || a.cols == 0) return cudaSuccess;
+  if (workspace == nullptr) return cudaErrorInvalidValue;
+  auto* partial = static_cast<double*>(workspace);
+  const int64_t n_chunks = column_abs_chunks(a);
+  const auto col_blocks = static_cast<unsigned int>((a.cols + kThreads - 1) / kThreads);
+  column_abs_partial_kernel<<<dim3(col_blocks, static_cast<unsigned int>(n_chunks)), kThreads, 0, stream>>>(
+      a, partial, n_chunks);
+  column_abs_final_kernel<<<col_blocks, kThreads, 0, stream>>>(a, partial, n_chunks);
   return cudaGetLastError();
 }
 

@@ -27,6 +27,7 @@ struct InputStats {
   HostMatrix<double> sum_xxt;   ///< n×n, Σ x xᵀ over all calibration tokens (full symmetric)
   std::vector<double> sum_x;    ///< n, Σ x
   std::vector<double> sum_abs_x;  ///< n, Σ |x| (empty when not collected; ASVD's abs-mean scaling)
+  std::vector<double> max_abs_x;  ///< n, max |x| (empty when not collected; ASVD's abs-max scaling)
   int64_t count = 0;            ///< number of tokens
   int64_t n_sequences = 0;      ///< number of calibration sequences
 };

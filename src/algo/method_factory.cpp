@@ -13,14 +13,16 @@ std::string_view to_string(MethodKind kind) noexcept {
     case MethodKind::kCaldera: return "caldera";
     case MethodKind::kQuip: return "quip";
     case MethodKind::kRtn: return "rtn";
+    case MethodKind::kGptq: return "gptq";
+    case MethodKind::kSpqr: return "spqr";
   }
   return "?";
 }
 
 MethodKind parse_method_kind(std::string_view text) {
-  for (MethodKind k : {MethodKind::kCaldera, MethodKind::kQuip, MethodKind::kRtn})
+  for (MethodKind k : {MethodKind::kCaldera, MethodKind::kQuip, MethodKind::kRtn, MethodKind::kGptq, MethodKind::kSpqr})
     if (text == to_string(k)) return k;
-  raise<ConfigError>("--method: expected caldera, quip or rtn, got '", text, "'");
+  raise<ConfigError>("--method: expected caldera, quip, rtn, gptq or spqr, got '", text, "'");
 }
 
 MethodConfig MethodConfig::defaults(MethodKind kind) {
@@ -39,6 +41,8 @@ std::vector<std::string> MethodConfig::problems() const {
       return p;
     }
     case MethodKind::kRtn: return rtn.problems();
+    case MethodKind::kGptq: return gptq.problems();
+    case MethodKind::kSpqr: return spqr.problems();
   }
   return {"--method: unknown method"};
 }
@@ -84,7 +88,7 @@ E parse_choice(std::string_view key, std::string_view v, std::initializer_list<s
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> method_option_names() {
-  return {{"method", "compression method: caldera | quip | rtn"},
+  return {{"method", "compression method: caldera | quip | rtn | gptq | spqr"},
           {"rank", "rank k of L·R (caldera; multiple of 16 for quantized factors; quip: 0)"},
           {"bits-q", "bits per weight of Q (caldera/quip: 2 | 3 | 4) or of the RTN grid (2..8)"},
           {"bits-lr", "bits of L and R: 16 (fp16) or 2..4 (e8p) / 2..8 (uniform)"},
@@ -103,8 +107,17 @@ std::vector<std::pair<std::string, std::string>> method_option_names() {
           {"tune-iters", "LDLQ tune sweeps"},
           {"sigma-reg", "Hessian ridge (fraction of the mean diagonal)"},
           {"sigma-reg2", "ridge of the downdated Hessian"},
-          {"group-size", "RTN: columns per (scale, zero) group; 0 = per output channel"},
-          {"rtn-grid", "RTN grid: minmax | gptq"}};
+          {"group-size", "RTN / GPTQ: columns per (scale, zero) group, 0 = per output channel; SpQR: beta1"},
+          {"rtn-grid", "RTN grid: minmax | gptq"},
+          {"bits", "GPTQ (2..8) / SpQR (2..16): bits per weight code"},
+          {"stat-bits", "SpQR: bits of the quantized scales and zero points (1..8), or 16 / 32 for fp16 / fp32"},
+          {"stat-group-size", "SpQR: beta2, rows whose statistics are quantized together"},
+          {"outlier-threshold", "SpQR: relative outlier threshold tau (inf: no outliers)"},
+          {"outlier-max-rate", "SpQR: per-matrix outlier budget of the tau search (>= 1: no search)"},
+          {"percdamp", "GPTQ / SpQR: Hessian damping, fraction of the mean diagonal"},
+          {"act-order", "GPTQ / SpQR: columns in decreasing diag(H) order: on | off"},
+          {"simplified-outliers", "SpQR: fit statistics without the leave-one-out pre-filter: on | off"},
+          {"block-size", "GPTQ / SpQR: lazy-update block width (speed only)"}};
 }
 
 void apply_method_option(MethodConfig& c, std::string_view key, std::string_view v) {
@@ -152,6 +165,28 @@ void apply_method_option(MethodConfig& c, std::string_view key, std::string_view
     p.downdate_sigma = parse_double(key, v);
   } else if (key == "group-size") {
     c.rtn.group_size = parse_int(key, v);
+    c.gptq.group_size = c.rtn.group_size;
+    c.spqr.group_size = c.rtn.group_size;
+  } else if (key == "bits") {
+    c.gptq.bits = c.spqr.bits = parse_int(key, v);
+  } else if (key == "stat-bits") {
+    c.spqr.stat_bits = parse_int(key, v);
+  } else if (key == "stat-group-size") {
+    c.spqr.stat_group_size = parse_int(key, v);
+  } else if (key == "outlier-threshold") {
+    c.spqr.outlier_threshold = parse_double(key, v);
+  } else if (key == "outlier-max-rate") {
+    c.spqr.outlier_max_rate = parse_double(key, v);
+  } else if (key == "percdamp") {
+    c.gptq.percdamp = c.spqr.percdamp = parse_double(key, v);
+  } else if (key == "act-order") {
+    c.gptq.order = c.spqr.order = parse_choice<ColumnOrder>(
+        key, v, {{"on", ColumnOrder::kActOrder}, {"off", ColumnOrder::kIdentity}});
+  } else if (key == "simplified-outliers") {
+    c.spqr.outlier_selection = parse_choice<OutlierSelection>(
+        key, v, {{"on", OutlierSelection::kSimplified}, {"off", OutlierSelection::kLeaveOneOut}});
+  } else if (key == "block-size") {
+    c.gptq.block_size = c.spqr.block_size = parse_int(key, v);
   } else if (key == "rtn-grid") {
     c.rtn.grid = parse_choice<RtnGrid>(key, v, {{"minmax", RtnGrid::kMinMax}, {"gptq", RtnGrid::kGptq}});
   } else {
@@ -165,6 +200,8 @@ std::unique_ptr<Method> make_method(const MethodConfig& config) {
     case MethodKind::kCaldera: return std::make_unique<CalderaMethod>(config.caldera, "caldera");
     case MethodKind::kQuip: return std::make_unique<CalderaMethod>(config.caldera, "quip");
     case MethodKind::kRtn: return std::make_unique<RtnMethod>(config.rtn);
+    case MethodKind::kGptq: return make_gptq_method(config.gptq);
+    case MethodKind::kSpqr: return make_spqr_method(config.spqr);
   }
   raise<ConfigError>("--method: unknown method");
 }

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "algo/caldera.h"
+#include "algo/gptq.h"
 #include "algo/method.h"
 #include "algo/rtn.h"
+#include "algo/spqr.h"
 
 namespace caldera::algo {
 
@@ -19,17 +21,21 @@ enum class MethodKind : uint8_t {
   kCaldera,  ///< CALDERA (CalderaParams; paper recipe by default)
   kQuip,     ///< QuIP#: CalderaParams with rank 0 (start from CalderaParams::quip_sharp())
   kRtn,      ///< round-to-nearest baseline (RtnParams)
+  kGptq,     ///< GPTQ baseline (GptqParams)
+  kSpqr,     ///< SpQR (SpqrParams)
 };
 std::string_view to_string(MethodKind kind) noexcept;
-/// "caldera" | "quip" | "rtn"; throws ConfigError naming --method and the accepted values.
+/// "caldera" | "quip" | "rtn" | "gptq" | "spqr"; throws ConfigError naming --method and the accepted values.
 [[nodiscard]] MethodKind parse_method_kind(std::string_view text);
 
 /// Everything a method needs besides its inputs. The pipeline keys MethodContext::rng as
 /// Rng(seed).stream({layer, matrix_index}) with seed = [--seed].
 struct MethodConfig {
-  MethodKind method = MethodKind::kCaldera;  ///< [--method caldera|quip|rtn]
+  MethodKind method = MethodKind::kCaldera;  ///< [--method caldera|quip|rtn|gptq|spqr]
   CalderaParams caldera;                     ///< used by caldera and quip
   RtnParams rtn;                             ///< used by rtn
+  GptqParams gptq;                           ///< used by gptq
+  SpqrParams spqr;                           ///< used by spqr
 
   /// Default configuration of `kind` (quip: CalderaParams::quip_sharp()).
   [[nodiscard]] static MethodConfig defaults(MethodKind kind);

@@ -1,7 +1,7 @@
 // caldera-dist export: phase 3 — <workdir>/output/ (compressed format), or with --format dense|peft
 // --out DIR a plain Hugging Face model (bf16) or base weights + a PEFT LoRA adapter holding L·R.
 // Needs every unit finished. Runs on rank 0 (the others wait). With --json the last stdout line is
-// {"output", "avg_bits", "mean_rel_error", "units", "files", "format"}.
+// {"output", "avg_bits", "mean_rel_error", "outlier_rate", "units", "files", "format"}.
 #include <cstdio>
 
 #include "cli/backend_choice.h"

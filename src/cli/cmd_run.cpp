@@ -2,7 +2,7 @@
 // Killed, timed out or stopped by SIGUSR1/SIGTERM (exit code 75), it continues where it stopped
 // when started again with the same arguments, and gives the same output, byte for byte.
 // With --eval-tokens the perplexity of the original and of the compressed model is measured after
-// the export. With --json the last stdout line is {"method", "avg_bits", "mean_rel_error",
+// the export. With --json the last stdout line is {"method", "avg_bits", "mean_rel_error", "outlier_rate",
 // "ppl_before", "ppl_after" (with --eval-tokens), "output", "units", "efficiency", "busy_s",
 // "makespan_s", "seconds": {"hessians", "compress", "export", "eval", "total"}, "world_size"}.
 #include <cstdio>
@@ -80,13 +80,14 @@ class RunCommand final : public Subcommand {
     pipeline::ExportReport exported = session.run_export(eo);
     seconds.set("export", phase.elapsed_s());
     // Rank 0 wrote the output; every rank needs its figures.
-    std::vector<double> figures = {exported.avg_bits, exported.mean_rel_error};
-    world.broadcast(std::span<std::byte>(reinterpret_cast<std::byte*>(figures.data()), sizeof(double) * 2), 0);
+    std::vector<double> figures = {exported.avg_bits, exported.mean_rel_error, exported.outlier_rate};
+    world.broadcast(std::span<std::byte>(reinterpret_cast<std::byte*>(figures.data()), sizeof(double) * figures.size()), 0);
 
     io::JsonValue summary = io::JsonValue::object();
     summary.set("method", method->name());
     summary.set("avg_bits", figures[0]);
     summary.set("mean_rel_error", figures[1]);
+    summary.set("outlier_rate", figures[2]);
     if (eval_tokens) {
       phase.reset();
       const pipeline::HfWeightSource original(options.model_dir);

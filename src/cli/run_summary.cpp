@@ -21,6 +21,7 @@ io::JsonValue export_summary(const pipeline::ExportReport& r) {
   j.set("output", r.dir.string());
   j.set("avg_bits", r.avg_bits);
   j.set("mean_rel_error", r.mean_rel_error);
+  j.set("outlier_rate", r.outlier_rate);
   j.set("units", r.units);
   j.set("files", static_cast<int64_t>(r.files.size()));
   return j;

@@ -18,8 +18,9 @@
 // Within one shift the candidate with the smallest key wins; ties go to the LOWER pattern index.
 // Across shifts 4‖y₊‖² − 4‖y₋‖² = −4Σx exactly, so +¼ wins iff key₊ − key₋ ≤ 4Σx (ties go to +¼).
 // A parity fix flips the coordinate with the smallest c_i v_i, the LOWEST such index on ties.
-// Any implementation that evaluates e8p_candidate_key() for all candidates and reduces with these
-// rules (in any grouping) returns the same code as e8p_nearest().
+// Any implementation that evaluates e8p_candidate_key() (or e8p_key_from_coeffs() on the same
+// coefficients) for all candidates and reduces with these rules, in any grouping, returns the same
+// code as e8p_nearest().
 #pragma once
 
 #include <cstdint>
@@ -126,6 +127,8 @@ inline constexpr uint32_t kE81bPacked[256] = {CALDERA_E81B_PACKED_VALUES};
 static constexpr __device__ uint32_t kE8pPackedAbsDevice[256] = {CALDERA_E8P_PACKED_ABS_VALUES};
 static constexpr __device__ uint32_t kE81bPackedDevice[256] = {CALDERA_E81B_PACKED_VALUES};
 #endif
+#undef CALDERA_E8P_PACKED_ABS_VALUES
+#undef CALDERA_E81B_PACKED_VALUES
 
 /// σ(i): nibble position of coordinate i in a PACKED_ABS word and bit of coordinate i in the sign
 /// byte; σ = [0, 4, 1, 5, 2, 6, 3, 7].
@@ -251,26 +254,45 @@ CALDERA_HD inline double e8p_sum_x4(const float x[8]) {
   return rn::mul(sx, 4.0);
 }
 
-/// key = Σ c_i² − 4 s of pattern word `w` (see the file comment); smaller is nearer.
-CALDERA_HD inline double e8p_candidate_key(const E8pShift& sh, uint32_t w) {
+/// Whether pattern word `w` has an odd coordinate sum (its coordinate 7 is stored negated).
+CALDERA_HD inline uint32_t e8p_need_odd(uint32_t w) { return (w >> 28) < 8u ? 1u : 0u; }
+
+/// c_i = 2·a_i ∈ {1, 3, 5} of pattern word `w`.
+CALDERA_HD inline int e8p_coeff(uint32_t w, int i) {
+  const int nib = static_cast<int>((w >> (4 * sigma(i))) & 15u);
+  return nib >= 8 ? nib - 8 : 8 - nib;
+}
+
+/// key = Σ c_i² − 4 s (see the file comment) from the pattern's coefficients c[i·stride] (as
+/// doubles), nc2 = Σ c_i² and its parity flag; smaller is nearer. Kernels call this with tables
+/// in shared memory; the arithmetic is identical to e8p_candidate_key.
+CALDERA_HD inline double e8p_key_from_coeffs(const E8pShift& sh, const double* c, int stride, double nc2,
+                                             uint32_t need_odd) {
   double s = 0.0;
   double mn = 0.0;
-  int nc2 = 0;
   for (int i = 0; i < 8; ++i) {
-    const int nib = static_cast<int>((w >> (4 * sigma(i))) & 15u);
-    const int c = nib >= 8 ? nib - 8 : 8 - nib;
-    nc2 += c * c;
-    const double p = rn::mul(static_cast<double>(c), sh.v[i]);
+    const double p = rn::mul(c[i * stride], sh.v[i]);
     s = rn::add(s, p);
     mn = (i == 0 || p < mn) ? p : mn;
   }
-  const uint32_t need_odd = (w >> 28) < 8u ? 1u : 0u;
   uint32_t par = sh.neg_mask;
   par ^= par >> 4;
   par ^= par >> 2;
   par ^= par >> 1;
   if ((par & 1u) != need_odd) s = rn::sub(s, rn::mul(2.0, mn));
-  return rn::sub(static_cast<double>(nc2), rn::mul(4.0, s));
+  return rn::sub(nc2, rn::mul(4.0, s));
+}
+
+/// key of pattern word `w` (see the file comment); smaller is nearer.
+CALDERA_HD inline double e8p_candidate_key(const E8pShift& sh, uint32_t w) {
+  double c[8];
+  int nc2 = 0;
+  for (int i = 0; i < 8; ++i) {
+    const int ci = e8p_coeff(w, i);
+    nc2 += ci * ci;
+    c[i] = static_cast<double>(ci);
+  }
+  return e8p_key_from_coeffs(sh, c, 1, static_cast<double>(nc2), e8p_need_odd(w));
 }
 
 /// The 16-bit code of candidate (shift, pattern a with word w): signs from the shift's negatives,
@@ -279,15 +301,13 @@ CALDERA_HD inline uint32_t e8p_make_code(const E8pShift& sh, int a, uint32_t w, 
   double mn = 0.0;
   int jmin = 0;
   for (int i = 0; i < 8; ++i) {
-    const int nib = static_cast<int>((w >> (4 * sigma(i))) & 15u);
-    const int c = nib >= 8 ? nib - 8 : 8 - nib;
-    const double p = rn::mul(static_cast<double>(c), sh.v[i]);
+    const double p = rn::mul(static_cast<double>(e8p_coeff(w, i)), sh.v[i]);
     if (i == 0 || p < mn) {
       mn = p;
       jmin = i;
     }
   }
-  const uint32_t odd = (w >> 28) < 8u ? 1u : 0u;
+  const uint32_t odd = e8p_need_odd(w);
   uint32_t neg = sh.neg_mask;
   uint32_t par = neg;
   par ^= par >> 4;

@@ -26,14 +26,22 @@ void write_input(const h5::H5File& f, HessianInput in, const HessianSum& s, int6
                 "layer ", layer, " input ", name, ": n = ", s.n, " but sum is ", s.sum.rows(), "x", s.sum.cols(),
                 " and mu_sum has ", s.mu_sum.size(), " entries");
   CALDERA_CHECK(s.count >= 0, "layer ", layer, " input ", name, ": negative token count ", s.count);
-  for (std::size_t i = 0; i < s.mu_sum.size(); ++i)
-    if (!std::isfinite(s.mu_sum[i]))
-      raise<NumericError>("layer ", layer, " input ", name, ": mu_sum[", i, "] = ", s.mu_sum[i], " is not finite");
+  CALDERA_CHECK(static_cast<int64_t>(s.sum_abs.size()) == s.n && static_cast<int64_t>(s.max_abs.size()) == s.n,
+                "layer ", layer, " input ", name, ": sum_abs and max_abs need n = ", s.n, " entries, found ",
+                s.sum_abs.size(), " and ", s.max_abs.size());
+  for (const auto* v : {&s.mu_sum, &s.sum_abs, &s.max_abs})
+    for (std::size_t i = 0; i < v->size(); ++i)
+      if (!std::isfinite((*v)[i]))
+        raise<NumericError>("layer ", layer, " input ", name, ": ",
+                            v == &s.mu_sum ? "mu_sum" : (v == &s.sum_abs ? "sum_abs" : "max_abs"), "[", i,
+                            "] = ", (*v)[i], " is not finite");
 
   const h5::H5Group g = f.create_group(name);
   g.set_attribute("n", s.n);
   g.set_attribute("count", s.count);
   g.write_dataset<double>("mu_sum", s.mu_sum, {s.n});
+  g.write_dataset<double>("sum_abs", s.sum_abs, {s.n});
+  g.write_dataset<double>("max_abs", s.max_abs, {s.n});
   const h5::H5Dataset d = g.create_dataset<double>("sum", {packed_size(s.n)});
   std::vector<double> buf;
   buf.reserve(static_cast<std::size_t>(std::min(packed_size(s.n), kSlabElements + s.n)));
@@ -61,6 +69,8 @@ HessianSum HessianSum::zeros(int64_t n) {
   s.n = n;
   s.sum = HostMatrix<double>(n, n);
   s.mu_sum.assign(static_cast<std::size_t>(n), 0.0);
+  s.sum_abs.assign(static_cast<std::size_t>(n), 0.0);
+  s.max_abs.assign(static_cast<std::size_t>(n), 0.0);
   return s;
 }
 
@@ -84,15 +94,25 @@ PublishedFile write_hessian_file(const std::filesystem::path& path, const LayerH
   });
 }
 
-HessianFileMeta read_hessian_meta(const std::filesystem::path& path) {
-  const h5::H5File f = h5::H5File::open(path);
+namespace {
+
+/// The file's format_version after checking the format name and that this build reads it.
+int64_t checked_version(const h5::H5File& f, const std::filesystem::path& path) {
   const std::string format = f.attribute_string("format");
   if (format != kFormatName)
     raise<IoError>("Hessian file '", path.string(), "': format \"", format, "\", expected \"", kFormatName, "\"");
   const int64_t version = f.attribute_int64("format_version");
-  if (version != kHessianFormatVersion)
-    raise<IoError>("Hessian file '", path.string(), "': format_version ", version, ", this build reads version ",
-                   kHessianFormatVersion);
+  if (version < kHessianOldestReadableVersion || version > kHessianFormatVersion)
+    raise<IoError>("Hessian file '", path.string(), "': format_version ", version, ", this build reads versions ",
+                   kHessianOldestReadableVersion, " to ", kHessianFormatVersion);
+  return version;
+}
+
+}  // namespace
+
+HessianFileMeta read_hessian_meta(const std::filesystem::path& path) {
+  const h5::H5File f = h5::H5File::open(path);
+  checked_version(f, path);
   HessianFileMeta m;
   m.layer = f.attribute_int64("layer");
   m.model_fingerprint = f.attribute_string("model_fingerprint");
@@ -115,9 +135,9 @@ void check_hessian_meta(const std::filesystem::path& path, const HessianFileMeta
 }
 
 HessianSum read_hessian_input(const std::filesystem::path& path, HessianInput input) {
-  read_hessian_meta(path);  // format and version
   const std::string where = where_input(path, input);
   const h5::H5File f = h5::H5File::open(path);
+  const int64_t version = checked_version(f, path);
   const h5::H5Group g = f.open_group(model::to_string(input));
   HessianSum s;
   s.n = g.attribute_int64("n");
@@ -125,6 +145,10 @@ HessianSum read_hessian_input(const std::filesystem::path& path, HessianInput in
   if (s.n < 0 || s.n > (int64_t{1} << 20)) raise<IoError>(where, ": implausible n = ", s.n);
   if (s.count < 0) raise<IoError>(where, ": negative count ", s.count);
   s.mu_sum = g.read_dataset<double>("mu_sum", {s.n});
+  if (version >= 2) {
+    s.sum_abs = g.read_dataset<double>("sum_abs", {s.n});
+    s.max_abs = g.read_dataset<double>("max_abs", {s.n});
+  }
   const h5::H5Dataset d = g.open_dataset("sum");
   if (d.shape() != std::vector<int64_t>{packed_size(s.n)})
     raise<IoError>(d.describe(), ": ", d.shape().size() == 1 ? std::to_string(d.shape()[0]) : std::string("non-1-D"),
@@ -146,8 +170,9 @@ HessianSum read_hessian_input(const std::filesystem::path& path, HessianInput in
       }
     r0 = r1;
   }
-  for (std::size_t i = 0; i < s.mu_sum.size(); ++i)
-    if (!std::isfinite(s.mu_sum[i])) raise<IoError>(where, ": mu_sum[", i, "] = ", s.mu_sum[i], " is not finite");
+  for (const auto* v : {&s.mu_sum, &s.sum_abs, &s.max_abs})
+    for (std::size_t i = 0; i < v->size(); ++i)
+      if (!std::isfinite((*v)[i])) raise<IoError>(where, ": a per-channel statistic is not finite at ", i);
   return s;
 }
 
@@ -163,6 +188,7 @@ void verify_hessian_file(const std::filesystem::path& path, std::string_view exp
   h5::verify_h5_file(path, expected_sha256);
   check_hessian_meta(path, read_hessian_meta(path), expected);
   const h5::H5File f = h5::H5File::open(path);
+  const int64_t version = checked_version(f, path);
   for (HessianInput in : model::kAllHessianInputs) {
     const h5::H5Group g = f.open_group(model::to_string(in));
     const int64_t n = g.attribute_int64("n");
@@ -170,6 +196,9 @@ void verify_hessian_file(const std::filesystem::path& path, std::string_view exp
     if (g.open_dataset("sum").shape() != std::vector<int64_t>{packed_size(n)} ||
         g.open_dataset("mu_sum").shape() != std::vector<int64_t>{n})
       raise<IoError>(where_input(path, in), ": dataset sizes do not match n = ", n);
+    if (version >= 2 && (g.open_dataset("sum_abs").shape() != std::vector<int64_t>{n} ||
+                         g.open_dataset("max_abs").shape() != std::vector<int64_t>{n}))
+      raise<IoError>(where_input(path, in), ": sum_abs/max_abs sizes do not match n = ", n);
   }
 }
 

@@ -3,12 +3,14 @@
 // merge exactly across ranks and runs (spec §6.2): S = Σ x xᵀ and μ_sum = Σ x in fp64 and the token
 // count. Turning them into the processed H of spec §6.5 belongs to the algorithms, not here.
 //
-// Layout (format version 1):
+// Layout (format version 2; version 1 files, without sum_abs/max_abs, are still read):
 //   /                      attributes: format = "caldera-hessians", format_version = 1, layer,
 //                          model_fingerprint, calibration_sha256, seq_len
 //   /<input>/sum           float64 [n(n+1)/2]: lower triangle of S in row-major lower order
 //                          (0,0), (1,0), (1,1), (2,0), ... (spec §6.4), Fletcher-32 chunks
 //   /<input>/mu_sum        float64 [n]
+//   /<input>/sum_abs       float64 [n]: Σ |x| per channel (ASVD abs-mean scaling; version 2)
+//   /<input>/max_abs       float64 [n]: max |x| per channel (ASVD abs-max scaling; version 2)
 //   /<input>               attributes: n, count (tokens)
 #pragma once
 
@@ -24,7 +26,9 @@
 
 namespace caldera::io {
 
-inline constexpr int64_t kHessianFormatVersion = 1;
+inline constexpr int64_t kHessianFormatVersion = 2;
+/// Oldest version this build still reads (version 1 lacks sum_abs / max_abs).
+inline constexpr int64_t kHessianOldestReadableVersion = 1;
 
 /// Raw second-moment sums of one linear input over `count` token rows x (length n).
 struct HessianSum {
@@ -32,6 +36,10 @@ struct HessianSum {
   int64_t count = 0;            ///< tokens accumulated
   HostMatrix<double> sum;       ///< n×n, Σ x xᵀ; symmetric (the lower triangle is what is stored)
   std::vector<double> mu_sum;   ///< n, Σ x
+  /// n each: Σ |x| and max |x| per channel (asvd-svdllm spec §2.1). Empty when read from a
+  /// version-1 file; the writer requires n entries each.
+  std::vector<double> sum_abs;
+  std::vector<double> max_abs;
 
   /// n-dimensional zero sums (count 0).
   static HessianSum zeros(int64_t n);

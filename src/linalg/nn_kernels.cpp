@@ -85,6 +85,12 @@ void check_column_sums(MatrixView<const float> x, MatrixView<double> sums) {
                 sums.rows, "x", sums.cols);
 }
 
+void check_column_abs_stats(MatrixView<const float> x, MatrixView<double> sum_abs, MatrixView<double> max_abs) {
+  CALDERA_CHECK(is_vector(sum_abs, x.cols) && is_vector(max_abs, x.cols), "add_column_abs_stats: sum_abs and max_abs ",
+                "must be vectors of ", x.cols, " entries, got ", sum_abs.rows, "x", sum_abs.cols, " and ", max_abs.rows,
+                "x", max_abs.cols);
+}
+
 void check_token_nll(MatrixView<const float> hidden, MatrixView<const float> lm_head, MatrixView<const int32_t> targets,
                      int64_t vocab_chunk, MatrixView<double> nll) {
   CALDERA_CHECK(lm_head.cols == hidden.cols, "token_nll: lm_head ", lm_head.rows, "x", lm_head.cols,

@@ -73,6 +73,12 @@ class NnKernels {
   /// x: tokens × n; sums: 1 × n fp64.
   virtual void add_column_sums(MatrixView<const float> x, MatrixView<double> sums) = 0;
 
+  /// Per-channel activation statistics of ASVD (asvd-svdllm spec §2.1): sum_abs[j] += Σ_t |x(t, j)|
+  /// accumulated in fp64, max_abs[j] = max(max_abs[j], max_t |x(t, j)|). x: tokens × n; sum_abs,
+  /// max_abs: 1 × n fp64. A NaN in x makes sum_abs NaN (the max ignores it).
+  virtual void add_column_abs_stats(MatrixView<const float> x, MatrixView<double> sum_abs,
+                                    MatrixView<double> max_abs) = 0;
+
   /// Per-token negative log-likelihood of the next token under the language-model head:
   ///   nll[t] = logsumexp_v(logits(t, v)) − logits(t, targets[t]),  logits = hidden · lm_headᵀ (fp32 GEMM),
   /// and nll[t] = 0 where targets[t] < 0 (no prediction, e.g. the last position of a sequence).
@@ -97,6 +103,7 @@ void check_attention(MatrixView<const float> q, MatrixView<const float> k, Matri
 void check_silu_mul(MatrixView<const float> gate, MatrixView<const float> up, MatrixView<float> out);
 void check_add_bias(MatrixView<float> x, MatrixView<const float> bias);
 void check_column_sums(MatrixView<const float> x, MatrixView<double> sums);
+void check_column_abs_stats(MatrixView<const float> x, MatrixView<double> sum_abs, MatrixView<double> max_abs);
 void check_token_nll(MatrixView<const float> hidden, MatrixView<const float> lm_head,
                      MatrixView<const int32_t> targets, int64_t vocab_chunk, MatrixView<double> nll);
 }  // namespace nn_detail

@@ -123,9 +123,12 @@ HessianTaps::HessianTaps(Backend& backend, const LlamaConfig& config) : backend_
     auto& e = entries_[static_cast<size_t>(input)];
     e.sum = backend.make<Fixed128>(n, n, detail::concat("hessian sum ", to_string(input)));
     e.mu_sum = backend.make<Fixed128>(1, n, detail::concat("hessian mu_sum ", to_string(input)));
+    e.sum_abs = backend.make<Fixed128>(1, n, detail::concat("hessian sum_abs ", to_string(input)));
+    e.max_abs = backend.make<double>(1, n, detail::concat("hessian max_abs ", to_string(input)));
   }
   scratch_sum_ = backend.make<double>(max_n, max_n, "hessian sequence sum");
   scratch_mu_ = backend.make<double>(1, max_n, "hessian sequence mu_sum");
+  scratch_abs_ = backend.make<double>(1, max_n, "hessian sequence sum_abs");
   reset();
 }
 
@@ -138,14 +141,18 @@ void HessianTaps::accumulate(HessianInput input, MatrixView<const float> x, int6
                 " rows are not whole sequences of ", seq_len);
   const auto g = scratch_sum_.view().block(0, 0, n, n);
   const auto mu = scratch_mu_.view().block(0, 0, 1, n);
+  const auto abs = scratch_abs_.view().block(0, 0, 1, n);
   for (int64_t r0 = 0; r0 < x.rows; r0 += seq_len) {
     const auto seq = x.rows_range(r0, seq_len);
     backend_.fill(g, 0.0);
     backend_.fill(mu, 0.0);
+    backend_.fill(abs, 0.0);
     backend_.gram_accumulate(seq, g);
     backend_.nn().add_column_sums(seq, mu);
+    backend_.nn().add_column_abs_stats(seq, abs, e.max_abs.view());
     backend_.accumulate_fixed(g, e.sum.view());
     backend_.accumulate_fixed(mu, e.mu_sum.view());
+    backend_.accumulate_fixed(abs, e.sum_abs.view());
   }
   e.count += x.rows;
 }
@@ -154,6 +161,8 @@ void HessianTaps::reset() {
   for (auto& e : entries_) {
     zero_fixed(backend_, e.sum.view());
     zero_fixed(backend_, e.mu_sum.view());
+    zero_fixed(backend_, e.sum_abs.view());
+    backend_.fill(e.max_abs.view(), 0.0);
     e.count = 0;
   }
 }
@@ -161,6 +170,9 @@ void HessianTaps::reset() {
 HostMatrix<double> HessianTaps::sum(HessianInput input) const { return fixed_to_host_double(backend_, sum_fixed(input)); }
 HostMatrix<double> HessianTaps::mu_sum(HessianInput input) const {
   return fixed_to_host_double(backend_, mu_sum_fixed(input));
+}
+HostMatrix<double> HessianTaps::sum_abs(HessianInput input) const {
+  return fixed_to_host_double(backend_, sum_abs_fixed(input));
 }
 
 HostMatrix<double> fixed_to_host_double(Backend& backend, MatrixView<const Fixed128> m) {

@@ -55,7 +55,8 @@ class HessianTaps {
   /// Zeroed accumulators sized from `config` (n = config.hessian_input_dim(input)).
   HessianTaps(linalg::Backend& backend, const LlamaConfig& config);
 
-  /// Adds the rows of x (whole sequences of seq_len rows: tokens × n, backend memory).
+  /// Adds the rows of x (whole sequences of seq_len rows: tokens × n, backend memory): Σ x xᵀ, Σ x,
+  /// the row count, and ASVD's per-channel statistics (asvd-svdllm spec §2.1) Σ|x| and max|x|.
   void accumulate(HessianInput input, MatrixView<const float> x, int64_t seq_len);
   /// Zeroes all four accumulators (between layers).
   void reset();
@@ -65,13 +66,18 @@ class HessianTaps {
   /// The exact accumulators (fixed point), e.g. for reductions over ranks.
   MatrixView<const Fixed128> sum_fixed(HessianInput input) const { return entry(input).sum.cview(); }
   MatrixView<const Fixed128> mu_sum_fixed(HessianInput input) const { return entry(input).mu_sum.cview(); }
+  MatrixView<const Fixed128> sum_abs_fixed(HessianInput input) const { return entry(input).sum_abs.cview(); }
+  /// 1 × n fp64 max|x| per input channel (backend memory; a max is order-independent).
+  MatrixView<const double> max_abs(HessianInput input) const { return entry(input).max_abs.cview(); }
   /// The sums as fp64 on the host (each entry rounded once from the exact value).
   HostMatrix<double> sum(HessianInput input) const;
   HostMatrix<double> mu_sum(HessianInput input) const;
+  HostMatrix<double> sum_abs(HessianInput input) const;
 
  private:
   struct Entry {
-    linalg::Matrix<Fixed128> sum, mu_sum;
+    linalg::Matrix<Fixed128> sum, mu_sum, sum_abs;
+    linalg::Matrix<double> max_abs;
     int64_t count = 0;
   };
   const Entry& entry(HessianInput input) const { return entries_[static_cast<size_t>(input)]; }
@@ -79,6 +85,7 @@ class HessianTaps {
   std::array<Entry, 4> entries_;
   linalg::Matrix<double> scratch_sum_;  ///< one sequence's fp64 Σ x xᵀ (largest n)
   linalg::Matrix<double> scratch_mu_;   ///< one sequence's fp64 Σ x
+  linalg::Matrix<double> scratch_abs_;  ///< one sequence's fp64 Σ|x|
 };
 
 /// Fixed-point matrix -> fp64 host matrix (from_fixed per entry).

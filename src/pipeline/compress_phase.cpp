@@ -118,6 +118,8 @@ algo::InputStats to_input_stats(io::HessianSum&& sum, int64_t seq_len) {
   algo::InputStats s;
   s.sum_xxt = std::move(sum.sum);
   s.sum_x = std::move(sum.mu_sum);
+  s.sum_abs_x = std::move(sum.sum_abs);
+  s.max_abs_x = std::move(sum.max_abs);
   s.count = sum.count;
   s.n_sequences = seq_len > 0 ? sum.count / seq_len : 0;
   return s;

@@ -192,16 +192,19 @@ ExportReport export_model(linalg::Backend& backend, const io::HfModel& model, co
 
   // Summary figures from the finished units (also proves every unit is there before writing).
   UnitReader reader(workdir, method, options.seed);
-  double bits = 0, weights = 0, err = 0;
+  double bits = 0, weights = 0, err = 0, outliers = 0;
   for (const Unit& u : units) {
     const algo::CompressedUnit& r = reader.get(u);
     bits += r.metrics.bits;
+    for (const auto& [key, value] : r.metrics.extra)
+      if (key == "outliers") outliers += value;
     weights += static_cast<double>(u.shape.out) * static_cast<double>(u.shape.in);
     err += r.metrics.rel_error;
   }
   report.units = static_cast<int64_t>(units.size());
   report.avg_bits = weights > 0 ? bits / weights : 0;
   report.mean_rel_error = units.empty() ? 0 : err / static_cast<double>(units.size());
+  report.outlier_rate = weights > 0 ? outliers / weights : 0;
 
   io::SafetensorsWriter writer;
   writer.set_metadata({{"format", "pt"}});

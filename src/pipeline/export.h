@@ -53,6 +53,7 @@ struct ExportReport {
   std::filesystem::path dir;
   double avg_bits = 0;        ///< Σ unit bits / Σ weights over the compressed linears
   double mean_rel_error = 0;  ///< mean of the units' rel_error
+  double outlier_rate = 0;    ///< Σ units' "outliers" metric / Σ weights (SpQR; 0 for methods without outliers)
   int64_t units = 0;
   std::vector<io::PublishedFile> files;
 };

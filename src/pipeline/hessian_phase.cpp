@@ -127,6 +127,9 @@ void HessianPhase::reduce_and_write(int64_t layer) {
   for (HessianInput input : model::kAllHessianInputs) {
     HostMatrix<double> sum = reduce_fixed_symmetric(input, taps_.sum_fixed(input));
     HostMatrix<double> mu = reduce_fixed_vector(taps_.mu_sum_fixed(input));
+    HostMatrix<double> sum_abs = reduce_fixed_vector(taps_.sum_abs_fixed(input));
+    std::vector<double> max_abs = backend_.download(taps_.max_abs(input)).storage();
+    world_.allreduce(std::span<double>(max_abs), comm::ReduceOp::kMax);
     const int64_t count = world_.allreduce_value<int64_t>(taps_.count(input), comm::ReduceOp::kSum);
     if (!writer) continue;
     io::HessianSum& s = h[input];
@@ -134,6 +137,8 @@ void HessianPhase::reduce_and_write(int64_t layer) {
     s.count = count;
     s.sum = std::move(sum);
     s.mu_sum = std::move(mu.storage());
+    s.sum_abs = std::move(sum_abs.storage());
+    s.max_abs = std::move(max_abs);
   }
   if (!writer) return;
   const auto path = io::hessian_file_path(options_.workdir, layer);

@@ -114,6 +114,10 @@ void check_model(const fs::path& model_dir, int64_t n_seqs, const std::vector<in
         // Exact accumulation (model::HessianTaps): the world size changes no bit.
         EXPECT_EQ(g.sum.storage(), r.sum.storage()) << "layer " << l << " " << to_string(in) << " sum bits";
         EXPECT_EQ(g.mu_sum, r.mu_sum) << "layer " << l << " " << to_string(in) << " mu_sum bits";
+        // ASVD statistics: Σ|x| is exact like Σx; max|x| does not depend on the order at all.
+        EXPECT_EQ(g.sum_abs, r.sum_abs) << "layer " << l << " " << to_string(in);
+        EXPECT_EQ(g.max_abs, r.max_abs) << "layer " << l << " " << to_string(in);
+        ASSERT_EQ(static_cast<int64_t>(g.sum_abs.size()), g.n);
         if (std::find(psd_layers.begin(), psd_layers.end(), l) != psd_layers.end() || psd_layers.empty()) {
           const auto [lo, hi] = eig_range(*f.cpu, g.sum);
           EXPECT_GT(hi, 0.0);

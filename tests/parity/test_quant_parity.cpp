@@ -211,7 +211,10 @@ TEST_F(QuantParity, LdlqEndToEndProxyLossMatchesCpu) {
                    std::to_string(same));
     std::printf("LDLQ %ldx%ld tune %d: identical codes %.5f, loss cpu %.6g gpu %.6g\n", static_cast<long>(c.m),
                 static_cast<long>(c.n), c.tune, same, loss[0], loss[1]);
-    EXPECT_NEAR(loss[1], loss[0], 1e-4 * loss[0]) << c.m << "x" << c.n << " tune " << c.tune;
+    // Summation order differs inside the GEMMs, which flips ~0.3% of the rounding decisions; each
+    // flip moves the feedback of the later blocks, so the losses agree to ~1e-3, not bit for bit
+    // (measured on an H100: 6.2e-4 and 4.0e-4 relative for 256x1024 with 0 and 10 sweeps).
+    EXPECT_NEAR(loss[1], loss[0], 2e-3 * loss[0]) << c.m << "x" << c.n << " tune " << c.tune;
     EXPECT_GE(same, 0.99);
   }
 }

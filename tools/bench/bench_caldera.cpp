@@ -5,7 +5,8 @@
 //
 //   bench_caldera [--shapes 4096x4096,11008x4096,4096x11008] [--rank 256] [--bits-lr 4]
 //                 [--lplr-iters 50] [--iters 2] [--cpu-iters 1] [--cpu-max-dim 11008]
-//                 [--lr-svd exact|randomized] [--factor-scales per-tensor|per-row]
+//                 [--lr-svd exact,randomized] [--factor-scales per-tensor|per-row]
+//                 [--factor-rounding nearest|ldlq]
 //                 [--cpu-threads N] [--no-cpu] [--no-cuda]
 //
 // Inputs are synthetic and stated as such: W = G₁·diag(0.98^i)·G₂/√n + 0.02·noise (decaying
@@ -47,6 +48,7 @@ struct Shape {
 struct Options {
   std::vector<Shape> shapes{{4096, 4096}, {11008, 4096}, {4096, 11008}};
   algo::CalderaParams params;
+  std::vector<algo::LrSvdSolver> solvers{algo::LrSvdSolver::kExact, algo::LrSvdSolver::kRandomized};
   int iters = 2;
   int cpu_iters = 1;
   int64_t cpu_max_dim = 11008;
@@ -57,8 +59,9 @@ struct Options {
 
 constexpr std::string_view kUsage =
     "usage: bench_caldera [--shapes MxN,...] [--rank K] [--bits-lr B] [--lplr-iters T] [--iters T]\n"
-    "                     [--cpu-iters T] [--cpu-max-dim D] [--lr-svd exact|randomized]\n"
-    "                     [--factor-scales per-tensor|per-row] [--cpu-threads N] [--no-cpu] [--no-cuda]\n";
+    "                     [--cpu-iters T] [--cpu-max-dim D] [--lr-svd exact,randomized]\n"
+    "                     [--factor-scales per-tensor|per-row] [--factor-rounding nearest|ldlq]\n"
+    "                     [--cpu-threads N] [--no-cpu] [--no-cuda]\n";
 
 // The reference's per-outer-iteration seconds (H100, the table).
 double reference_seconds(const Shape& s) {
@@ -109,9 +112,17 @@ Options parse(int argc, char** argv) {
     } else if (a == "--cpu-threads") {
       o.cpu_threads = static_cast<int>(parse_int(a, value(i), 0));
     } else if (a == "--lr-svd") {
+      o.solvers.clear();
+      std::istringstream in(value(i));
+      std::string v;
+      while (std::getline(in, v, ',')) {
+        if (v != "exact" && v != "randomized") raise<ConfigError>("--lr-svd: expected exact or randomized, got ", v);
+        o.solvers.push_back(v == "exact" ? algo::LrSvdSolver::kExact : algo::LrSvdSolver::kRandomized);
+      }
+    } else if (a == "--factor-rounding") {
       const std::string v = value(i);
-      if (v != "exact" && v != "randomized") raise<ConfigError>("--lr-svd: expected exact or randomized, got ", v);
-      o.params.lr_svd = v == "exact" ? algo::LrSvdSolver::kExact : algo::LrSvdSolver::kRandomized;
+      if (v != "nearest" && v != "ldlq") raise<ConfigError>("--factor-rounding: expected nearest or ldlq");
+      o.params.factor_rounding = v == "ldlq" ? algo::FactorRounding::kLdlq : algo::FactorRounding::kNearest;
     } else if (a == "--factor-scales") {
       const std::string v = value(i);
       if (v != "per-tensor" && v != "per-row") raise<ConfigError>("--factor-scales: expected per-tensor or per-row");
@@ -219,33 +230,38 @@ int run(int argc, char** argv) {
   std::unique_ptr<Backend> cpu = linalg::make_backend(BackendKind::kCpu, linalg::BackendOptions{-1, 0, o.cpu_threads});
   std::unique_ptr<Backend> cuda;
   if (o.run_cuda && linalg::backend_available(BackendKind::kCuda)) cuda = linalg::make_backend(BackendKind::kCuda);
-  std::printf("## bench_caldera\n\nrank %d, %d-bit L/R (%s scales), 2-bit Q, %d LPLR iterations, %d tune sweeps, "
-              "lr-svd %s, downdate on (psd ridge), RHT on; synthetic W and H (see tools/bench/bench_caldera.cpp)\n\n",
+  std::printf("## bench_caldera\n\nrank %d, %d-bit L/R (%s scales, %s rounding), 2-bit Q, %d LPLR iterations, %d tune "
+              "sweeps, downdate on (psd ridge), RHT on; synthetic W and H (see tools/bench/bench_caldera.cpp)\n\n",
               o.params.rank, o.params.bits_lr, std::string(to_string(o.params.factor_scales)).c_str(),
-              o.params.lplr_iters, o.params.tune_iters, std::string(to_string(o.params.lr_svd)).c_str());
+              std::string(to_string(o.params.factor_rounding)).c_str(), o.params.lplr_iters, o.params.tune_iters);
   std::printf("CUDA: %s\nCPU: %s\n\n", cuda ? cuda->description().c_str() : "n/a (not built or no device)",
               cpu->description().c_str());
-  std::printf("| shape (m×n) | backend | outer iters | per outer iteration (s) | total (s) | reference per "
+  std::printf("| shape (m×n) | backend | lr-svd | outer iters | per outer iteration (s) | total (s) | reference per "
               "iteration (s) | speedup vs reference | rel. error | phases (s per iteration; rht/cholesky once) |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape& s : o.shapes) {
     const Inputs in = make_inputs(*cpu, s, 7);
     const double ref = reference_seconds(s);
-    double cuda_iter = 0;
-    auto row = [&](const char* name, const RunResult& r) {
-      const double per = r.loop_s / r.iters;
-      std::printf("| %lldx%lld | %s | %d | %.3f | %.2f | %s | %s | %.4f | %s |\n", static_cast<long long>(s.m),
-                  static_cast<long long>(s.n), name, r.iters, per, r.total_s,
-                  ref > 0 ? std::to_string(ref).substr(0, 4).c_str() : "-",
-                  ref > 0 ? (std::to_string(ref / per).substr(0, 6) + "x").c_str() : "-", r.rel_error,
-                  phase_summary(r).c_str());
-      std::fflush(stdout);
-      return per;
-    };
-    if (cuda) cuda_iter = row("cuda", run_one(*cuda, in, o.params, o.iters));
-    if (o.run_cpu && std::max(s.m, s.n) <= o.cpu_max_dim) {
-      const double cpu_iter = row("cpu", run_one(*cpu, in, o.params, o.cpu_iters));
-      if (cuda_iter > 0) std::printf("|  | cuda vs cpu | | %.1fx | | | | | |\n", cpu_iter / cuda_iter);
+    for (const algo::LrSvdSolver solver : o.solvers) {
+      algo::CalderaParams params = o.params;
+      params.lr_svd = solver;
+      const std::string solver_name(to_string(solver));
+      double cuda_iter = 0;
+      auto row = [&](const char* name, const RunResult& r) {
+        const double per = r.loop_s / r.iters;
+        std::printf("| %lldx%lld | %s | %s | %d | %.3f | %.2f | %s | %s | %.4f | %s |\n", static_cast<long long>(s.m),
+                    static_cast<long long>(s.n), name, solver_name.c_str(), r.iters, per, r.total_s,
+                    ref > 0 ? std::to_string(ref).substr(0, 4).c_str() : "-",
+                    ref > 0 ? (std::to_string(ref / per).substr(0, 6) + "x").c_str() : "-", r.rel_error,
+                    phase_summary(r).c_str());
+        std::fflush(stdout);
+        return per;
+      };
+      if (cuda) cuda_iter = row("cuda", run_one(*cuda, in, params, o.iters));
+      if (o.run_cpu && std::max(s.m, s.n) <= o.cpu_max_dim) {
+        const double cpu_iter = row("cpu", run_one(*cpu, in, params, o.cpu_iters));
+        if (cuda_iter > 0) std::printf("|  | cuda vs cpu | | | %.1fx | | | | | |\n", cpu_iter / cuda_iter);
+      }
     }
   }
   return 0;

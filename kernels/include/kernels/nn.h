@@ -129,6 +129,20 @@ struct ColumnSumsArgs {
 [[nodiscard]] std::size_t column_sums_workspace_bytes(const ColumnSumsArgs& a) noexcept;
 [[nodiscard]] cudaError_t column_sums_launch(const ColumnSumsArgs& a, void* workspace, cudaStream_t stream) noexcept;
 
+// ---- column |x| statistics (ASVD): sum_abs[j] += Σ_t |x(t, j)| (fp64), max_abs[j] = max(., |x|) -----
+// Same two-pass scheme as column_sums (chunk partials of kColumnSumRowsPerChunk rows, then a
+// fixed-order reduction); workspace: 2 · ceil(rows / chunk) × cols doubles.
+struct ColumnAbsStatsArgs {
+  const float* x = nullptr;
+  int64_t ld = 0, rows = 0, cols = 0;
+  double* sum_abs = nullptr;  // cols entries, accumulated into
+  double* max_abs = nullptr;  // cols entries, max-accumulated into
+};
+[[nodiscard]] bool column_abs_stats_can_implement(const ColumnAbsStatsArgs& a) noexcept;
+[[nodiscard]] std::size_t column_abs_stats_workspace_bytes(const ColumnAbsStatsArgs& a) noexcept;
+[[nodiscard]] cudaError_t column_abs_stats_launch(const ColumnAbsStatsArgs& a, void* workspace,
+                                                  cudaStream_t stream) noexcept;
+
 // ---- streamed log-sum-exp over vocabulary chunks (token NLL) --------------------------------------
 // State per token (device arrays of `tokens` entries, owned by the caller): run_max (fp32),
 // run_sum (fp64 Σ exp(l − run_max)), target_logit (fp32). nll_chunk folds one chunk of logits

@@ -153,6 +153,31 @@ void CpuNnKernels::add_column_sums(MatrixView<const float> x, MatrixView<double>
   }
 }
 
+void CpuNnKernels::add_column_abs_stats(MatrixView<const float> x, MatrixView<double> sum_abs,
+                                        MatrixView<double> max_abs) {
+  nn_detail::check_column_abs_stats(x, sum_abs, max_abs);
+  constexpr int64_t kColBlock = 256;
+#pragma omp parallel for schedule(static) if (x.size() > kParallelMinElems)
+  for (int64_t j0 = 0; j0 < x.cols; j0 += kColBlock) {
+    const int64_t nc = std::min(kColBlock, x.cols - j0);
+    double acc[kColBlock] = {};
+    double mx[kColBlock];
+    for (int64_t j = 0; j < nc; ++j) mx[j] = max_abs.data[j0 + j];
+    for (int64_t t = 0; t < x.rows; ++t) {
+      const float* r = x.row(t) + j0;
+      for (int64_t j = 0; j < nc; ++j) {
+        const double a = std::fabs(static_cast<double>(r[j]));
+        acc[j] += a;
+        mx[j] = a > mx[j] ? a : mx[j];
+      }
+    }
+    for (int64_t j = 0; j < nc; ++j) {
+      sum_abs.data[j0 + j] += acc[j];
+      max_abs.data[j0 + j] = mx[j];
+    }
+  }
+}
+
 void CpuNnKernels::token_nll(MatrixView<const float> hidden, MatrixView<const float> lm_head,
                              MatrixView<const int32_t> targets, int64_t vocab_chunk, MatrixView<double> nll) {
   nn_detail::check_token_nll(hidden, lm_head, targets, vocab_chunk, nll);

@@ -25,6 +25,7 @@ class CpuNnKernels final : public NnKernels {
   void silu_mul(MatrixView<const float> gate, MatrixView<const float> up, MatrixView<float> out) override;
   void add_bias(MatrixView<float> x, MatrixView<const float> bias) override;
   void add_column_sums(MatrixView<const float> x, MatrixView<double> sums) override;
+  void add_column_abs_stats(MatrixView<const float> x, MatrixView<double> sum_abs, MatrixView<double> max_abs) override;
   void token_nll(MatrixView<const float> hidden, MatrixView<const float> lm_head, MatrixView<const int32_t> targets,
                  int64_t vocab_chunk, MatrixView<double> nll) override;
 

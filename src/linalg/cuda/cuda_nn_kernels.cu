@@ -144,6 +144,22 @@ void CudaNnKernels::add_column_sums(MatrixView<const float> x, MatrixView<double
   }
 }
 
+void CudaNnKernels::add_column_abs_stats(MatrixView<const float> x, MatrixView<double> sum_abs,
+                                         MatrixView<double> max_abs) {
+  nn_detail::check_column_abs_stats(x, sum_abs, max_abs);
+  if (x.empty()) return;
+  backend_.make_current();
+  constexpr int64_t kMaxRows = 65535 * kernels::kColumnSumRowsPerChunk;
+  for (int64_t r0 = 0; r0 < x.rows; r0 += kMaxRows) {
+    const auto part = x.rows_range(r0, std::min(kMaxRows, x.rows - r0));
+    const kernels::ColumnAbsStatsArgs a{part.data, part.ld, part.rows, part.cols, sum_abs.data, max_abs.data};
+    DeviceBuffer<double> partial(backend_, kernels::column_abs_stats_workspace_bytes(a) / sizeof(double),
+                                 "column |x| statistics partials");
+    launch("add_column_abs_stats", a, kernels::column_abs_stats_can_implement, kernels::column_abs_stats_launch,
+           partial.data(), backend_.stream());
+  }
+}
+
 void CudaNnKernels::token_nll(MatrixView<const float> hidden, MatrixView<const float> lm_head,
                               MatrixView<const int32_t> targets, int64_t vocab_chunk, MatrixView<double> nll) {
   nn_detail::check_token_nll(hidden, lm_head, targets, vocab_chunk, nll);

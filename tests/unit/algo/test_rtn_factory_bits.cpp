@@ -116,10 +116,21 @@ TEST(MethodFactory, AppliesOptionsByName) {
   }
 }
 
-TEST(MethodFactory, ParametersNameTheOptions) {
-  const auto m = make_method(MethodConfig::defaults(MethodKind::kCaldera));
+TEST(MethodFactory, ParametersNameTheOptionsAndRoundTrip) {
+  // parameters() lists key=value pairs under the option names, and applying them reproduces them.
+  for (MethodKind kind : {MethodKind::kCaldera, MethodKind::kQuip, MethodKind::kRtn}) {
+    MethodConfig c = MethodConfig::defaults(kind);
+    c.caldera.factor_scales = FactorScaleMode::kPerRow;
+    c.caldera.lr_split = LrSplit::kBalanced;
+    c.rtn.group_size = 128;
+    const auto params = make_method(c)->parameters();
+    MethodConfig back;
+    apply_method_option(back, "method", std::string(to_string(kind)));
+    for (const auto& [k, v] : params) apply_method_option(back, k, v);
+    EXPECT_EQ(make_method(back)->parameters(), params) << to_string(kind);
+  }
   bool has_rank = false;
-  for (const auto& [k, v] : m->parameters())
+  for (const auto& [k, v] : make_method(MethodConfig::defaults(MethodKind::kCaldera))->parameters())
     if (k == "rank") has_rank = v == "256";
   EXPECT_TRUE(has_rank);
 }

@@ -25,6 +25,8 @@ HessianSum random_sum(int64_t n, int64_t tokens, uint64_t seed) {
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t i = 0; i < n; ++i) {
       s.mu_sum[static_cast<std::size_t>(i)] += x(t, i);
+      s.sum_abs[static_cast<std::size_t>(i)] += std::abs(x(t, i));
+      s.max_abs[static_cast<std::size_t>(i)] = std::max(s.max_abs[static_cast<std::size_t>(i)], std::abs(x(t, i)));
       for (int64_t j = 0; j < n; ++j) s.sum(i, j) += x(t, i) * x(t, j);
     }
   return s;
@@ -48,6 +50,8 @@ void expect_same(const HessianSum& a, const HessianSum& b) {
   EXPECT_EQ(a.n, b.n);
   EXPECT_EQ(a.count, b.count);
   EXPECT_EQ(a.mu_sum, b.mu_sum);
+  EXPECT_EQ(a.sum_abs, b.sum_abs);
+  EXPECT_EQ(a.max_abs, b.max_abs);
   EXPECT_EQ(a.sum.storage(), b.sum.storage());  // bit-exact, both triangles
 }
 
@@ -151,11 +155,11 @@ TEST(HessianFile, CorruptionIsDetected) {
 TEST(HessianFile, MalformedFilesAreIoErrors) {
   test::TempDir dir("malformed");
   const auto path = dir / "l.h5";
-  // n says 5 but the packed sum holds 6 = 3·4/2 values.
+  // n says 5 but the packed sum holds 6 = 3·4/2 values (a version-1 file: no sum_abs / max_abs).
   {
     h5::H5File f = h5::H5File::create(path);
     f.set_attribute("format", "caldera-hessians");
-    f.set_attribute("format_version", kHessianFormatVersion);
+    f.set_attribute("format_version", int64_t{1});
     for (const char* a : {"model_fingerprint", "calibration_sha256"}) f.set_attribute(a, "x");
     f.set_attribute("layer", int64_t{0});
     f.set_attribute("seq_len", int64_t{8});
@@ -168,6 +172,9 @@ TEST(HessianFile, MalformedFilesAreIoErrors) {
     }
   }
   EXPECT_NO_THROW(read_hessian_input(path, HessianInput::kQkv));
+  // Version 1 is still read; its ASVD statistics are absent (empty), not invented.
+  EXPECT_TRUE(read_hessian_input(path, HessianInput::kQkv).sum_abs.empty());
+  EXPECT_TRUE(read_hessian_input(path, HessianInput::kQkv).max_abs.empty());
   expect_error<IoError>([&] { read_hessian_input(path, HessianInput::kO); }, {path.string(), "/o/mu_sum"});
   expect_error<IoError>([&] { verify_hessian_file(path, "", read_hessian_meta(path)); }, {path.string(), "'o'"});
   // Another format version.

@@ -268,6 +268,38 @@ TEST_F(NnKernelsTest, ColumnSumsAccumulateInDouble) {
   for (int64_t j = 0; j < 300; ++j) ASSERT_NEAR(got(0, j), ref(0, j), 1e-9 * (1 + std::abs(ref(0, j)))) << j;
 }
 
+TEST_F(NnKernelsTest, ColumnAbsStatsAccumulateSumAndMax) {
+  // ASVD statistics: Σ|x| in fp64 (rows beyond one 256-row chunk) and a running max of |x|.
+  auto x = random_normal(700, 130, 14);
+  for (int64_t t = 0; t < 700; ++t) x(t, 3) = -1e7f - static_cast<float>(t % 3);
+  x(611, 5) = -40.0f;  // the max comes from a negative entry in a later chunk
+  HostMatrix<double> sum_abs(1, 130), max_abs(1, 130);
+  for (int64_t j = 0; j < 130; ++j) {
+    sum_abs(0, j) = 0.25;
+    max_abs(0, j) = j == 7 ? 1000.0 : 0.5;  // an earlier larger max is kept
+  }
+  HostMatrix<double> ref_sum(sum_abs.view()), ref_max(max_abs.view());
+  for (int64_t t = 0; t < 700; ++t)
+    for (int64_t j = 0; j < 130; ++j) {
+      ref_sum(0, j) += std::abs(static_cast<double>(x(t, j)));
+      ref_max(0, j) = std::max(ref_max(0, j), std::abs(static_cast<double>(x(t, j))));
+    }
+  auto ds = up(sum_abs);
+  auto dm = up(max_abs);
+  nn().add_column_abs_stats(up(x).cview(), ds.view(), dm.view());
+  const auto got_sum = down(ds);
+  const auto got_max = down(dm);
+  for (int64_t j = 0; j < 130; ++j) {
+    ASSERT_NEAR(got_sum(0, j), ref_sum(0, j), 1e-9 * (1 + ref_sum(0, j))) << j;
+    ASSERT_EQ(got_max(0, j), ref_max(0, j)) << j;
+  }
+  EXPECT_EQ(got_max(0, 5), 40.0);
+  EXPECT_EQ(got_max(0, 7), 1000.0);
+  HostMatrix<double> wrong(1, 129);
+  auto dw = up(wrong);
+  EXPECT_THROW(nn().add_column_abs_stats(up(x).cview(), dw.view(), dm.view()), Error);
+}
+
 TEST_F(NnKernelsTest, TokenNllStreamsTheVocabulary) {
   const int64_t tokens = 29, n = 40, vocab = 1000;
   auto hidden = random_normal(tokens, n, 12);
