@@ -87,6 +87,10 @@ class StatsCache {
   const algo::InputStats& get(int layer, model::HessianInput input) {
     if (layer == layer_ && input == input_) return stats_;
     const fs::path path = workdir_.hessian_file(layer);
+    std::error_code ec;
+    if (!fs::exists(path, ec))
+      raise<IoError>(path.string(), ": missing: phase 2 needs the Hessians of layer ", layer,
+                     " from phase 1 (`caldera-dist hessians` or `run` with the same settings)");
     io::HessianFileMeta expected = meta_;
     expected.layer = layer;
     io::check_hessian_meta(path, io::read_hessian_meta(path), expected);
@@ -159,6 +163,11 @@ CompressPhaseReport run_compress_phase(comm::Communicator& comm, linalg::Backend
       continue;
     }
     Stopwatch watch;
+    if (log != nullptr) {
+      io::JsonValue e = io::JsonValue::object();
+      e.set("unit", u.id.name());
+      log->event("unit_start", e);
+    }
     const HostMatrix<float> w = model.read_linear(u.id.layer, u.kind);
     const algo::InputStats& input = stats.get(u.id.layer, model::hessian_input(u.kind));
     H5CheckpointStore checkpoint(workdir.partial_task_file(u.id.name()), identity);

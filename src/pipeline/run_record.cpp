@@ -34,6 +34,25 @@ bool is_phase_section(const std::string& key) {
   return std::find(std::begin(kPhaseSections), std::end(kPhaseSections), key) != std::end(kPhaseSections);
 }
 
+/// True for a non-empty array of objects that each have a string "name", all different.
+bool named_entries(const io::JsonValue& v) {
+  if (!v.is_array() || v.size() == 0) return false;
+  std::vector<std::string> names;
+  for (const io::JsonValue& e : v.as_array()) {
+    const io::JsonValue* n = e.is_object() ? e.find("name") : nullptr;
+    if (n == nullptr || !n->is_string()) return false;
+    names.push_back(n->as_string());
+  }
+  std::sort(names.begin(), names.end());
+  return std::adjacent_find(names.begin(), names.end()) == names.end();
+}
+
+const io::JsonValue* find_named(const io::JsonValue& list, const std::string& name) {
+  for (const io::JsonValue& e : list.as_array())
+    if (e.at("name").as_string() == name) return &e;
+  return nullptr;
+}
+
 void diff(const io::JsonValue& a, const io::JsonValue& b, const std::string& path, std::vector<std::string>& out) {
   if (a.is_object() && b.is_object()) {
     for (const auto& [key, va] : a.as_object()) {
@@ -51,6 +70,20 @@ void diff(const io::JsonValue& a, const io::JsonValue& b, const std::string& pat
       if (!a.contains(key) && !(path.empty() && is_phase_section(key)))
         out.push_back((path.empty() ? key : path + "." + key) + ": absent (in run.json) vs " + short_text(vb) + " (now)");
     }
+    return;
+  }
+  // Lists of named entries (model_files) are matched by name, so a difference names the file
+  // ("phase1.model_files[config.json].sha256") rather than its position.
+  if (a.is_array() && b.is_array() && named_entries(a) && named_entries(b)) {
+    for (const io::JsonValue& ea : a.as_array()) {
+      const std::string name = ea.at("name").as_string();
+      const io::JsonValue* eb = find_named(b, name);
+      if (eb != nullptr) diff(ea, *eb, path + "[" + name + "]", out);
+      else out.push_back(path + "[" + name + "]: present (in run.json) vs absent (now)");
+    }
+    for (const io::JsonValue& eb : b.as_array())
+      if (find_named(a, eb.at("name").as_string()) == nullptr)
+        out.push_back(path + "[" + eb.at("name").as_string() + "]: absent (in run.json) vs present (now)");
     return;
   }
   if (a.is_array() && b.is_array() && a.size() == b.size()) {

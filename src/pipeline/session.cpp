@@ -204,6 +204,7 @@ bool Session::run_hessians(HessianPhaseReport* out) {
         actions[static_cast<size_t>(l)] != LayerAction::kSkip) {
       write_activation_snapshot(snap_file, id, l + 1, phase.activations());
       last_snapshot = std::chrono::steady_clock::now();
+      log_info("hessians: activation snapshot entering layer ", l + 1, " written (", snap_file.filename().string(), ")");
     }
     if (stop_now && l + 1 < n_layers) {
       stopped = true;
