@@ -99,6 +99,9 @@ PlanSetup plan_inputs_from(const po::variables_map& v, const CliContext& context
   } catch (const ConfigError& e) {
     problem(e.what());
   }
+  if (in.config.max_position_embeddings > 0 && in.forward.seq_len > in.config.max_position_embeddings)
+    setup.notes.push_back(caldera::detail::concat("--seq-len ", in.forward.seq_len, " exceeds the model's max_position_embeddings ",
+                                                  in.config.max_position_embeddings, " (RoPE positions beyond its training)"));
   in.snapshot_interval_s = v["snapshot-interval"].as<double>();
   if (!(in.snapshot_interval_s >= 0)) problem("--snapshot-interval must be >= 0, got ", in.snapshot_interval_s);
   if (v.count("max-shard-gb")) in.max_shard_bytes = gib_option(v, "max-shard-gb");
