@@ -115,6 +115,8 @@ class CalderaMethod final : public Method {
   /// rounding. Rank 0 (QuIP#): std::nullopt.
   std::optional<LowRankSplit> split_low_rank(linalg::Backend& backend, const TensorMap& tensors) const override;
   double cost_estimate(int64_t m, int64_t n) const override;
+  /// Replay of compress()'s allocations and its operation counts (algo/caldera_estimate.cpp).
+  UnitEstimate estimate(int64_t m, int64_t n, linalg::BackendKind kind) const override;
 
   const CalderaParams& params() const noexcept { return params_; }
 

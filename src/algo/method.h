@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "algo/estimate.h"
 #include "core/matrix.h"
 #include "core/rng.h"
 #include "core/tensor_map.h"
@@ -124,6 +125,12 @@ class Method {
   /// Relative cost of compressing an m×n matrix (arbitrary units, comparable across units of the
   /// same method): used to balance ranks, largest first.
   virtual double cost_estimate(int64_t m, int64_t n) const = 0;
+  /// Memory and work of compress() for an m×n matrix on a backend of `kind`, for `caldera-dist
+  /// plan` (algo/estimate.h: a replay of the method's allocations, and operation counts). Methods
+  /// override it; this default (algo/estimate.cpp) is a generic guess — W, its transform and four
+  /// more m×n working matrices plus three n×n Hessian copies on the backend, the fp64 and fp32
+  /// Hessians on the host, 20·m·n² flops — with `modeled` false, which plan reports.
+  virtual UnitEstimate estimate(int64_t m, int64_t n, linalg::BackendKind kind) const;
 };
 
 }  // namespace caldera::algo

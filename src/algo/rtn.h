@@ -48,6 +48,8 @@ class RtnMethod final : public Method {
                           const InputStats& stats) const override;
   HostMatrix<float> reconstruct(linalg::Backend& backend, const TensorMap& tensors) const override;
   double cost_estimate(int64_t m, int64_t n) const override;
+  /// Replay of compress()'s allocations and its operation counts (algo/rtn_estimate.cpp).
+  UnitEstimate estimate(int64_t m, int64_t n, linalg::BackendKind kind) const override;
 
  private:
   RtnParams params_;

@@ -11,6 +11,7 @@
 #include "core/timer.h"
 #include "pipeline/activation_snapshot.h"
 #include "pipeline/hf_weight_source.h"
+#include "pipeline/plan_probe.h"
 #include "pipeline/stop_signal.h"
 #include "pipeline/task_file.h"
 
@@ -148,6 +149,7 @@ void Session::attach_method(const algo::Method& method) {
 
 bool Session::run_hessians(HessianPhaseReport* out) {
   Stopwatch watch;
+  const PhaseMemoryProbe memory(backend_, "hessians");
   const HfWeightSource source(io::HfModel::open(options_.model_dir));
   // Ranks get whole micro-batches (groups of micro_batch_seqs consecutive sequences), so every
   // sequence is forwarded in the same micro-batch — the same GEMM shapes — whatever the world size:
@@ -226,6 +228,7 @@ bool Session::run_hessians(HessianPhaseReport* out) {
   e.set("seconds", report.seconds);
   e.set("stopped", stopped);
   log_->event("hessians_done", e);
+  log_->event("phase_memory", to_json(memory.finish()));
   if (out != nullptr) *out = report;
   return !stopped;
 }
@@ -236,7 +239,9 @@ bool Session::run_compress(CompressPhaseReport* out) {
   copt.seed = options_.seed;
   copt.hessian_meta = io::HessianFileMeta{0, model_->fingerprint().digest(), calib_->sha256(), options_.forward.seq_len};
   copt.progress = options_.progress;
+  const PhaseMemoryProbe memory(backend_, "compress");
   const CompressPhaseReport report = run_compress_phase(world_, backend_, *model_, workdir_, *method_, copt, log_.get());
+  log_->event("phase_memory", to_json(memory.finish()));
   if (out != nullptr) *out = report;
   return !report.stopped;
 }
@@ -246,7 +251,9 @@ ExportReport Session::run_export(ExportOptions options) {
   options.seed = options_.seed;
   options.calibration = calibration_info();
   ExportReport report;
+  const PhaseMemoryProbe memory(backend_, "export");
   if (world_.rank() == 0) report = export_model(backend_, *model_, workdir_, *method_, options);
+  log_->event("phase_memory", to_json(memory.finish()));
   world_.barrier();
   return report;
 }
