@@ -5,7 +5,7 @@
 #   tools/install-deps.sh --slurm  also SLURM + munge for the local test cluster (tests labelled slurm)
 set -euo pipefail
 
-packages=(build-essential cmake ninja-build pkg-config git xz-utils python3
+packages=(build-essential cmake ninja-build pkg-config git xz-utils python3 python3-venv
           libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-program-options-dev
           libopenblas-dev liblapacke-dev nlohmann-json3-dev libgtest-dev)
 if [[ "${1:-}" == "--slurm" ]]; then

@@ -4,7 +4,7 @@
 # test that needs no GPU, then builds the CPU-only configuration and runs its unit tests.
 #   tools/run-tests.sh [extra ctest args]
 # Environment: CALDERA_JOBS (build parallelism, default nproc), CALDERA_SKIP_CPU_ONLY=1 skips the
-# second configuration.
+# second configuration, CALDERA_HF_TESTS=0 skips installing torch/transformers/peft (tools/hf-venv.sh).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -12,7 +12,13 @@ tools/install-deps.sh --slurm
 jobs=${CALDERA_JOBS:-$(nproc)}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+# torch + transformers + peft for the Hugging Face test (e2e_hf); CALDERA_HF_TESTS=0 skips the
+# download (about 5 GiB), and the test then skips, printing why.
+hf_python=""
+if [[ "${CALDERA_HF_TESTS:-1}" != "0" ]]; then
+  hf_python=$(tools/hf-venv.sh) || hf_python=""
+fi
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${hf_python:+-DCALDERA_HF_PYTHON="$hf_python"}
 cmake --build build -j "$jobs"
 (cd build && ctest --output-on-failure -j "$jobs" -LE "gpu|slow" "$@")
 
