@@ -2,7 +2,8 @@
 # The acceptance tables on minillama-small (docs/benchmarks.md): every method through
 # `caldera-dist run` on one GPU, the Hessians collected once and shared (copied workdirs; phase 1 is
 # method-independent), per-matrix errors from `caldera-dist inspect --json`.
-#   tools/gpu-tables.sh [group...]     groups: caldera spqr lowrank (default: all, in that order)
+#   tools/gpu-tables.sh [group...]     groups: caldera spqr lowrank (default, in that order);
+#                                      spqr-4bit, spqr-4bit-outliers, lowrank-uniform (extra comparisons)
 # Env: CALDERA_DIST (default .carry/caldera-dist), CALDERA_SMALL_MODEL (default: unpacked from
 # .carry/minillama-small.tar.xz), BACKEND (default cuda), OUT (default ./gpu-out), TABLE_ARGS (extra
 # options of every command, e.g. "--max-calib-seqs 8" for a smoke test).
@@ -60,6 +61,25 @@ for g in "${groups[@]}"; do
       run gptq-4bit-g128 "" --config configs/gptq-4bit-g128.ini
       run rtn-3bit-g128 "" --method rtn --bits-q 3 --group-size 128 --rtn-grid gptq
       run rtn-4bit-g128 "" --method rtn --bits-q 4 --group-size 128 --rtn-grid gptq
+      ;;
+    spqr-4bit)
+      run spqr-4bit-g64-noout "" --config configs/spqr-3bit.ini --bits 4 --group-size 64 --stat-group-size 64 --outlier-threshold off --percdamp 0.01
+      run spqr-4bit-g128-noout "" --config configs/spqr-3bit.ini --bits 4 --group-size 128 --stat-group-size 128 --outlier-threshold off --percdamp 0.01
+      run spqr-4bit-g128-tau05 "" --config configs/spqr-3bit.ini --bits 4 --group-size 128 --stat-group-size 128 --outlier-threshold 0.5 --percdamp 0.01
+      run spqr-3bit-g8-tau02-pd001 "" --config configs/spqr-3bit.ini --percdamp 0.01
+      ;;
+    spqr-4bit-outliers)
+      run spqr-4bit-g64-tau05 "" --config configs/spqr-3bit.ini --bits 4 --group-size 64 --stat-group-size 64 --outlier-threshold 0.5 --percdamp 0.01
+      run spqr-4bit-g64-tau02 "" --config configs/spqr-3bit.ini --bits 4 --group-size 64 --stat-group-size 64 --outlier-threshold 0.2 --percdamp 0.01
+      run spqr-4bit-g32-noout "" --config configs/spqr-3bit.ini --bits 4 --group-size 32 --stat-group-size 32 --outlier-threshold off --percdamp 0.01
+      run gptq-4bit-g64 "" --config configs/gptq-4bit-g128.ini --group-size 64
+      ;;
+    lowrank-uniform)
+      for r in 95 90 85; do
+        run "svdllm-uniform-r$r" "" --config "configs/svdllm-r$r.ini" --rank-search uniform
+        run "asvd-uniform-r$r" "" --config "configs/asvd-r$r.ini" --rank-search uniform
+        run "asvd-plainsvd-uniform-r$r" "" --config "configs/asvd-plainsvd-r$r.ini" --rank-search uniform
+      done
       ;;
     lowrank)
       for m in asvd svdllm asvd-plainsvd; do
