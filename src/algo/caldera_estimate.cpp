@@ -5,7 +5,7 @@
 // spec caldera-quipsharp.md §1.2 (outer loop), §2 (LR update), §3 (Q update) and the cost table of
 // §8. Entries that are O(m + n) (signs, diagonals, scales) are left out; everything of size k·m,
 // k·n, m·n or n² is counted. When compress() changes its buffers, this file changes with it; the
-// integration test test_plan_memory compares both on the bundled models.
+// integration test e2e_plan_memory (tests/integration/test_e2e_plan_memory.py) compares both.
 #include <algorithm>
 
 #include "algo/caldera.h"

@@ -154,9 +154,12 @@ std::string to_text(const WorkdirInfo& w) {
     std::snprintf(buf, sizeof buf, "  rank %-4d %-16s %4lld units, busy %10.1f s", r.rank, r.host.c_str(),
                   static_cast<long long>(r.units), r.busy_s);
     os << buf;
-    for (const io::JsonValue& m : r.phase_memory.as_array())
+    for (const io::JsonValue& m : r.phase_memory.as_array()) {
       os << "; " << m.at("phase").as_string() << " peak backend " << format_bytes(m.at("backend_peak_bytes").as_int())
          << ", host +" << format_bytes(m.at("host_growth_bytes").as_int());
+      if (const io::JsonValue* lib = m.find("library_growth_bytes"); lib != nullptr && lib->as_int() > 0)
+        os << " (" << format_bytes(lib->as_int()) << " of library pages)";
+    }
     if (r.log_lines_skipped > 0) os << " (" << r.log_lines_skipped << " unreadable log lines)";
     os << "\n";
   }

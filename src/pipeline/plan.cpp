@@ -184,10 +184,20 @@ int64_t Plan::gpu_need(PlanPhase phase, int rank) const {
   return r.backend_bytes + kCudaContextBytes;
 }
 
-int64_t Plan::host_need(PlanPhase phase, int rank) const {
+int64_t allocator_slack_bytes(int64_t work_bytes) noexcept {
+  const auto slack = static_cast<int64_t>(kAllocatorSlackFraction * static_cast<double>(std::max<int64_t>(work_bytes, 0)));
+  return std::min(slack, kAllocatorSlackCapBytes);
+}
+
+int64_t Plan::host_phase_bytes(PlanPhase phase, int rank) const {
   const RankPhase& r = this->phase(phase).ranks.at(static_cast<size_t>(rank));
+  if (!r.active) return 0;
   const int64_t work = inputs.target.backend == BackendKind::kCuda ? r.host_bytes : r.combined_bytes;
-  return host_baseline_bytes + host_resident_bytes + (r.active ? work + kRuntimeBufferBytes : 0);
+  return work + allocator_slack_bytes(work) + kRuntimeBufferBytes;
+}
+
+int64_t Plan::host_need(PlanPhase phase, int rank) const {
+  return host_baseline_bytes + host_resident_bytes + host_phase_bytes(phase, rank);
 }
 
 int64_t Plan::node_host_need(PlanPhase phase, int node) const {
@@ -227,8 +237,10 @@ Plan make_plan(const PlanInputs& inputs) {
           " (CUDA context, kernel images, cuBLAS/cuSOLVER handles, NCCL buffers)",
       "host memory per rank before any phase: " + format_bytes(p.host_baseline_bytes) +
           " (libraries; on CUDA the runtime's host allocations) + the calibration tokens",
-      "host working memory per phase besides its buffers: " + format_bytes(kRuntimeBufferBytes) +
-          " (BLAS packing, HDF5, allocator; measured on minillama-tiny)",
+      caldera::detail::concat("host memory per phase besides its buffers: the allocator's slack, ",
+                              static_cast<int>(100 * kAllocatorSlackFraction), "% of the phase's live peak (at most ",
+                              format_bytes(kAllocatorSlackCapBytes), "), and ", format_bytes(kRuntimeBufferBytes),
+                              " (BLAS packing, HDF5 caches, MPI buffers); measured on minillama-tiny and -small"),
       "ranks are placed in blocks: ranks 0.." + std::to_string(inputs.target.ranks_per_node - 1) +
           " on node 0 (srun's default); rank 0 writes the Hessian files and output/",
       std::string("phase-1 sums are reduced ") +

@@ -1,6 +1,6 @@
 // The per-phase models of the planner (plan_model.h). Each replay below follows the code it names,
 // allocation by allocation and scope by scope; O(n) vectors and scalars are left out. When that
-// code changes its buffers, the replay changes with it (test_plan_memory checks both on the
+// code changes its buffers, the replay changes with it (e2e_plan_memory checks both on the
 // bundled models).
 #include <algorithm>
 #include <map>

@@ -85,6 +85,8 @@ io::JsonValue plan_to_json(const Plan& plan) {
   j.set("host_baseline_bytes", plan.host_baseline_bytes);
   j.set("host_resident_bytes", plan.host_resident_bytes);
   j.set("runtime_buffer_bytes", kRuntimeBufferBytes);
+  j.set("allocator_slack_fraction", kAllocatorSlackFraction);
+  j.set("allocator_slack_cap_bytes", kAllocatorSlackCapBytes);
 
   io::JsonValue phases = io::JsonValue::array();
   for (PlanPhase phase : kAllPlanPhases) {
@@ -105,8 +107,8 @@ io::JsonValue plan_to_json(const Plan& plan) {
       rj.set("backend_bytes", rp.backend_bytes);
       rj.set("host_bytes", rp.host_bytes);
       rj.set("combined_bytes", rp.combined_bytes);
-      // What the phase adds to the rank's resident set (phase_memory's host_growth_bytes).
-      rj.set("host_phase_bytes", rp.active ? (cuda ? rp.host_bytes : rp.combined_bytes) + kRuntimeBufferBytes : int64_t{0});
+      // What the phase adds to the rank's resident set (phase_memory's host_work_bytes).
+      rj.set("host_phase_bytes", plan.host_phase_bytes(phase, r));
       rj.set("gpu_need_bytes", plan.gpu_need(phase, r));
       rj.set("host_need_bytes", plan.host_need(phase, r));
       rj.set("seconds", rp.seconds);
