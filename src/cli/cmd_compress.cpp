@@ -27,18 +27,11 @@ class CompressCommand final : public Subcommand {
     Stopwatch watch;
     const pipeline::SessionOptions options = session_options_from(values, context);
     const algo::MethodConfig method_config = method_config_from(values);
-    pipeline::PreparedMethod prepared;
-    if (!method_config.needs_rank_allocation()) prepared.method = algo::make_method(method_config);
+    pipeline::PreparedMethod prepared = pipeline::prepare_method_before_phase1(method_config);
     auto backend = make_backend_from_options(values, context);
     pipeline::Session session(*context.comm, *backend, options, prepared.method.get());
-    if (!prepared.method) {  // rank allocation of a low-rank method (needs phase 1)
-      try {
-        prepared = pipeline::prepare_method(session, method_config);
-      } catch (const algo::StopRequested&) {
-        return kExitRequeue;
-      }
-      session.attach_method(*prepared.method);
-    }
+    // Rank allocation of a low-rank method (needs phase 1).
+    if (!pipeline::finish_method_after_phase1(session, method_config, prepared)) return kExitRequeue;
     const algo::Method* method = prepared.method.get();
     pipeline::CompressPhaseReport r;
     if (!session.run_compress(&r)) return kExitRequeue;

@@ -32,8 +32,7 @@ class ExportCommand final : public Subcommand {
   int run(const po::variables_map& values, CliContext& context) const override {
     const pipeline::SessionOptions options = session_options_from(values, context);
     const algo::MethodConfig method_config = method_config_from(values);
-    pipeline::PreparedMethod prepared;
-    if (!method_config.needs_rank_allocation()) prepared.method = algo::make_method(method_config);
+    pipeline::PreparedMethod prepared = pipeline::prepare_method_before_phase1(method_config);
     pipeline::ExportOptions eo;
     eo.format = pipeline::parse_export_format(values["format"].as<std::string>());
     if (values.count("out")) eo.out_dir = values["out"].as<std::string>();
@@ -42,14 +41,8 @@ class ExportCommand final : public Subcommand {
     eo.max_shard_bytes = static_cast<int64_t>(shard_gb * 1073741824.0);
     auto backend = make_backend_from_options(values, context);
     pipeline::Session session(*context.comm, *backend, options, prepared.method.get());
-    if (!prepared.method) {  // rank allocation of a low-rank method (needs phase 1)
-      try {
-        prepared = pipeline::prepare_method(session, method_config);
-      } catch (const algo::StopRequested&) {
-        return kExitRequeue;
-      }
-      session.attach_method(*prepared.method);
-    }
+    // Rank allocation of a low-rank method (needs phase 1).
+    if (!pipeline::finish_method_after_phase1(session, method_config, prepared)) return kExitRequeue;
     const algo::Method* method = prepared.method.get();
     const pipeline::ExportReport r = session.run_export(eo);
     io::JsonValue summary = export_summary(r);

@@ -55,8 +55,7 @@ class RunCommand final : public Subcommand {
     const pipeline::SessionOptions options = session_options_from(values, context);
     const algo::MethodConfig method_config = method_config_from(values);
     // Built now (so bad parameters fail before phase 1) unless it depends on phase 1.
-    pipeline::PreparedMethod prepared;
-    if (!method_config.needs_rank_allocation()) prepared.method = algo::make_method(method_config);
+    pipeline::PreparedMethod prepared = pipeline::prepare_method_before_phase1(method_config);
     const double shard_gb = values["max-shard-gb"].as<double>();
     CALDERA_CHECK_AS(ConfigError, shard_gb > 0, "--max-shard-gb must be positive, got ", shard_gb);
     const int64_t eval_max = values["eval-max-seqs"].as<int64_t>();
@@ -75,13 +74,8 @@ class RunCommand final : public Subcommand {
     if (!session.run_hessians()) return kExitRequeue;
     seconds.set("hessians", phase.elapsed_s());
     phase.reset();
-    if (!prepared.method) {
-      try {
-        prepared = pipeline::prepare_method(session, method_config);
-      } catch (const algo::StopRequested&) {
-        return kExitRequeue;
-      }
-      session.attach_method(*prepared.method);
+    if (!prepared.method) {  // rank allocation of a low-rank method
+      if (!pipeline::finish_method_after_phase1(session, method_config, prepared)) return kExitRequeue;
       seconds.set("rank_allocation", phase.elapsed_s());
       phase.reset();
     }

@@ -34,4 +34,21 @@ PreparedMethod prepare_method(Session& session, const algo::MethodConfig& config
   return out;
 }
 
+PreparedMethod prepare_method_before_phase1(const algo::MethodConfig& config) {
+  PreparedMethod prepared;
+  if (!config.needs_rank_allocation()) prepared.method = algo::make_method(config);
+  return prepared;
+}
+
+bool finish_method_after_phase1(Session& session, const algo::MethodConfig& config, PreparedMethod& prepared) {
+  if (prepared.method) return true;
+  try {
+    prepared = prepare_method(session, config);
+  } catch (const algo::StopRequested&) {
+    return false;
+  }
+  session.attach_method(*prepared.method);
+  return true;
+}
+
 }  // namespace caldera::pipeline

@@ -24,7 +24,14 @@ struct PreparedMethod {
 /// stop is requested during the sensitivity pass (its finished layers are on disk).
 PreparedMethod prepare_method(Session& session, const algo::MethodConfig& config);
 
-/// Whether prepare_method needs phase 1's results (true for a rank allocation).
-inline bool method_needs_phase1(const algo::MethodConfig& config) { return config.needs_rank_allocation(); }
+/// The start of every subcommand that runs phases: the method built at once (so bad parameters
+/// fail before any work) unless it depends on phase 1, in which case `method` stays null until
+/// finish_method_after_phase1.
+PreparedMethod prepare_method_before_phase1(const algo::MethodConfig& config);
+
+/// Collective; phase 1 must be finished. When `prepared` has no method yet, runs prepare_method
+/// and attaches the method to the session. Returns false when a stop was requested during the rank
+/// allocation (the caller exits with the requeue code); true otherwise (also when nothing ran).
+bool finish_method_after_phase1(Session& session, const algo::MethodConfig& config, PreparedMethod& prepared);
 
 }  // namespace caldera::pipeline

@@ -7,10 +7,16 @@
 #include <set>
 #include <sstream>
 
+#include "caldera/config.h"
 #include "core/error.h"
 #include "pipeline/plan_model.h"
 
 namespace caldera::pipeline {
+
+int64_t process_baseline_bytes(linalg::BackendKind backend) {
+  if (backend == linalg::BackendKind::kCuda) return kCudaProcessBaselineBytes;
+  return kCpuProcessBaselineBytes + (CALDERA_WITH_CUDA ? kCudaLibrariesHostBytes : 0);
+}
 namespace {
 
 using linalg::BackendKind;
@@ -22,7 +28,7 @@ Plan plan_phase_only(const PlanInputs& in, PlanPhase phase) {
   Plan p;
   p.inputs = in;
   p.host_resident_bytes = in.calib_sequences * in.forward.seq_len * 4;
-  p.host_baseline_bytes = in.target.backend == BackendKind::kCuda ? kCudaProcessBaselineBytes : kCpuProcessBaselineBytes;
+  p.host_baseline_bytes = process_baseline_bytes(in.target.backend);
   PhasePlan& out = p.phases[static_cast<size_t>(phase)];
   switch (phase) {
     case PlanPhase::kHessians: out = detail::plan_hessians(in); break;
@@ -225,8 +231,7 @@ Plan make_plan(const PlanInputs& inputs) {
   Plan p;
   p.inputs = inputs;
   p.host_resident_bytes = inputs.calib_sequences * inputs.forward.seq_len * 4;
-  p.host_baseline_bytes =
-      inputs.target.backend == BackendKind::kCuda ? kCudaProcessBaselineBytes : kCpuProcessBaselineBytes;
+  p.host_baseline_bytes = process_baseline_bytes(inputs.target.backend);
   p.phases[0] = detail::plan_hessians(inputs);
   p.phases[1] = detail::plan_compress(inputs);
   p.phases[2] = detail::plan_export(inputs);

@@ -48,6 +48,13 @@ inline constexpr int64_t kCudaContextBytes = int64_t{1} << 30;
 /// Host memory of a rank before any phase: libraries (and on CUDA the runtime's host allocations).
 inline constexpr int64_t kCpuProcessBaselineBytes = int64_t{64} << 20;
 inline constexpr int64_t kCudaProcessBaselineBytes = int64_t{1} << 30;
+/// Added to the CPU backend's baseline when the binary has CUDA compiled in: the resident pages of
+/// cuBLAS, cuSOLVER, NCCL and the CUDA runtime, mapped even when no GPU is used (a CUDA build
+/// running --backend cpu on minillama-tiny peaks at 245-271 MiB resident, a CPU-only build at
+/// 52-78 MiB).
+inline constexpr int64_t kCudaLibrariesHostBytes = int64_t{256} << 20;
+/// The host baseline of a rank on `backend` for this build (see the constants above).
+int64_t process_baseline_bytes(linalg::BackendKind backend);
 /// Host memory a phase touches besides its buffers and the allocator's slack: OpenBLAS's packing
 /// buffer (1.3 MiB touched in phase 1 on minillama-tiny), HDF5's chunk and metadata caches (0.8-1.3
 /// MiB, heaptrack), MPI's buffers; fitted with kAllocatorSlackFraction to the phase_memory

@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <random>
 
 namespace caldera::test {
@@ -11,6 +12,16 @@ std::filesystem::path data_dir() {
 }
 
 std::filesystem::path tiny_model_dir() { return data_dir() / "minillama-tiny"; }
+
+std::vector<uint32_t> read_calib_tokens(int64_t n_seqs, int64_t seq_len) {
+  const auto path = data_dir() / "calib.u32";
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in.good()) << path;
+  std::vector<uint32_t> tokens(static_cast<size_t>(n_seqs * seq_len));
+  in.read(reinterpret_cast<char*>(tokens.data()), static_cast<std::streamsize>(tokens.size() * 4));
+  EXPECT_EQ(in.gcount(), static_cast<std::streamsize>(tokens.size() * 4)) << path;
+  return tokens;
+}
 
 std::filesystem::path small_model_dir() {
   if (const char* env = std::getenv("CALDERA_SMALL_MODEL"); env != nullptr && *env != '\0') return env;

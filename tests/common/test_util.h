@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "core/matrix.h"
 #include "core/rng.h"
@@ -19,6 +20,9 @@ std::filesystem::path data_dir();
 std::filesystem::path tiny_model_dir();
 /// minillama-small unpacked from ../shared (or $CALDERA_SMALL_MODEL); empty path when absent.
 std::filesystem::path small_model_dir();
+/// The first n_seqs sequences of seq_len tokens of the bundled calib.u32 (a failed read is a test
+/// failure naming the file).
+std::vector<uint32_t> read_calib_tokens(int64_t n_seqs, int64_t seq_len);
 /// A fresh empty directory under the system temp dir, removed by the caller if wanted.
 std::filesystem::path make_temp_dir(const std::string& prefix);
 

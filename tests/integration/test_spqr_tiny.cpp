@@ -20,21 +20,11 @@ namespace {
 constexpr int64_t kSeqLen = 512;
 constexpr int64_t kCalibSeqs = 32;
 
-std::vector<uint32_t> read_calib_tokens() {
-  const auto path = test::data_dir() / "calib.u32";
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  std::vector<uint32_t> tokens(kCalibSeqs * kSeqLen);
-  in.read(reinterpret_cast<char*>(tokens.data()), static_cast<std::streamsize>(tokens.size() * 4));
-  EXPECT_EQ(in.gcount(), static_cast<std::streamsize>(tokens.size() * 4)) << path;
-  return tokens;
-}
-
 TEST(SpqrTiny, EveryMatrixOrdersSpqrBelowGptqBelowRtn) {
   auto& be = test::cpu_backend();
   const pipeline::HfWeightSource source(test::tiny_model_dir());
   const auto& cfg = source.config();
-  const auto ids = model::checked_token_ids(cfg, read_calib_tokens(), kSeqLen);
+  const auto ids = model::checked_token_ids(cfg, test::read_calib_tokens(kCalibSeqs, kSeqLen), kSeqLen);
   auto hidden = model::embed_sequences(be, source, ids);
   model::ForwardOptions fwd;
   fwd.seq_len = kSeqLen;
