@@ -43,7 +43,6 @@ class ExportCommand final : public Subcommand {
     pipeline::Session session(*context.comm, *backend, options, prepared.method.get());
     // Rank allocation of a low-rank method (needs phase 1).
     if (!pipeline::finish_method_after_phase1(session, method_config, prepared)) return kExitRequeue;
-    const algo::Method* method = prepared.method.get();
     const pipeline::ExportReport r = session.run_export(eo);
     io::JsonValue summary = export_summary(r);
     summary.set("format", values["format"].as<std::string>());
