@@ -82,7 +82,7 @@ ThroughputProfile gpu_profile(GpuModel gpu) {
   p.read_bytes = 2e9;
   p.write_bytes = 1e9;
   p.network_bytes = 20e9;
-  const std::string m = std::string("measured on H100 (notes/h100-facts.md)") + scaled;
+  const std::string m = std::string("measured on an H100 for this project") + scaled;
   p.sources = {
       line("fp32 GEMM", p.fp32_flops, "flop/s", (m + ": SGEMM n = 8192-14336").c_str()),
       line("fp64 GEMM/SYRK", p.fp64_flops, "flop/s",
