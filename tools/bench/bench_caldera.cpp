@@ -33,6 +33,7 @@
 #include "core/rng.h"
 #include "core/timer.h"
 #include "linalg/backend.h"
+#include "bench_cli.h"
 
 namespace caldera::bench {
 namespace {
@@ -69,14 +70,6 @@ double reference_seconds(const Shape& s) {
   if (s.m == 11008 && s.n == 4096) return 28.0;
   if (s.m == 4096 && s.n == 11008) return 53.0;
   return 0.0;
-}
-
-int64_t parse_int(std::string_view option, const std::string& text, int64_t min_value) {
-  char* end = nullptr;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (end == text.c_str() || *end != '\0' || v < min_value)
-    raise<ConfigError>(option, ": expected an integer >= ", min_value, ", got '", text, "'");
-  return v;
 }
 
 Options parse(int argc, char** argv) {
@@ -271,13 +264,5 @@ int run(int argc, char** argv) {
 }  // namespace caldera::bench
 
 int main(int argc, char** argv) {
-  try {
-    return caldera::bench::run(argc, argv);
-  } catch (const caldera::ConfigError& e) {
-    std::cerr << "bench_caldera: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "bench_caldera: " << e.what() << "\n";
-    return 1;
-  }
+  return caldera::bench::guarded_main("bench_caldera", [&] { return caldera::bench::run(argc, argv); });
 }

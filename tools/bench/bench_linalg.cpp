@@ -38,6 +38,7 @@
 #include "core/rng.h"
 #include "core/timer.h"
 #include "linalg/backend.h"
+#include "bench_cli.h"
 
 namespace caldera::bench {
 namespace {
@@ -68,26 +69,6 @@ constexpr std::string_view kUsage =
     "                    [--svd-rows M] [--cpu-max-n N] [--cpu-threads K] [--no-cpu] [--no-cuda]\n"
     "ops: gemm-f32 gemm-f64 gram-f64 gram-f32 cholesky-f64 cholesky-f32 eigh-f64 eigh-f32 svd-f32 svd-f64\n";
 
-std::vector<std::string> split(std::string_view text) {
-  std::vector<std::string> parts;
-  std::string item;
-  std::istringstream in{std::string(text)};
-  while (std::getline(in, item, ','))
-    if (!item.empty()) parts.push_back(item);
-  return parts;
-}
-
-int64_t parse_int(std::string_view option, std::string_view text, int64_t min_value) {
-  try {
-    size_t used = 0;
-    const long long v = std::stoll(std::string(text), &used);
-    if (used == text.size() && v >= min_value) return v;
-  } catch (const std::exception&) {
-    // reported below with the option's name
-  }
-  raise<ConfigError>(option, ": expected an integer >= ", min_value, ", got '", text, "'");
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -98,9 +79,9 @@ Options parse(int argc, char** argv) {
     };
     if (arg == "--sizes") {
       o.sizes.clear();
-      for (const auto& s : split(value())) o.sizes.push_back(parse_int("--sizes", s, 1));
+      for (const auto& s : split_commas(value())) o.sizes.push_back(parse_int("--sizes", s, 1));
     } else if (arg == "--ops") {
-      o.ops = split(value());
+      o.ops = split_commas(value());
       for (const auto& op : o.ops)
         CALDERA_CHECK_AS(ConfigError, std::find(std::begin(kAllOps), std::end(kAllOps), op) != std::end(kAllOps),
                          "--ops: unknown operation '", op, "'\n", kUsage);
@@ -307,13 +288,5 @@ int run(int argc, char** argv) {
 }  // namespace caldera::bench
 
 int main(int argc, char** argv) {
-  try {
-    return caldera::bench::run(argc, argv);
-  } catch (const caldera::ConfigError& e) {
-    std::cerr << "bench_linalg: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "bench_linalg: " << e.what() << "\n";
-    return 1;
-  }
+  return caldera::bench::guarded_main("bench_linalg", [&] { return caldera::bench::run(argc, argv); });
 }

@@ -41,6 +41,7 @@
 #include "quant/lattice.h"
 #include "quant/ldl.h"
 #include "quant/ldlq.h"
+#include "bench_cli.h"
 
 namespace caldera::bench {
 namespace {
@@ -72,17 +73,6 @@ constexpr std::string_view kUsage =
     "usage: bench_quant [--reps R] [--warmup W] [--had-sizes N,N,...] [--cpu-had-rows R] [--cuda-had-rows R]\n"
     "                   [--cpu-encode-rows R] [--cuda-encode-rows R] [--ldlq-m M] [--ldlq-n N] [--tune T]\n"
     "                   [--cpu-ldlq-rows R] [--cpu-threads K] [--no-cpu] [--no-cuda] [--no-ldlq]\n";
-
-int64_t parse_int(std::string_view option, std::string_view text, int64_t min_value) {
-  try {
-    size_t used = 0;
-    const long long v = std::stoll(std::string(text), &used);
-    if (used == text.size() && v >= min_value) return v;
-  } catch (const std::exception&) {
-    // reported below with the option's name
-  }
-  raise<ConfigError>(option, ": expected an integer >= ", min_value, ", got '", text, "'");
-}
 
 Options parse(int argc, char** argv) {
   Options o;
@@ -340,13 +330,5 @@ int run(int argc, char** argv) {
 }  // namespace caldera::bench
 
 int main(int argc, char** argv) {
-  try {
-    return caldera::bench::run(argc, argv);
-  } catch (const caldera::ConfigError& e) {
-    std::cerr << "bench_quant: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "bench_quant: " << e.what() << "\n";
-    return 1;
-  }
+  return caldera::bench::guarded_main("bench_quant", [&] { return caldera::bench::run(argc, argv); });
 }

@@ -26,6 +26,7 @@
 #include "algo/spqr.h"
 #include "core/timer.h"
 #include "linalg/backend.h"
+#include "bench_cli.h"
 
 namespace caldera::bench {
 namespace {
@@ -47,15 +48,6 @@ constexpr std::string_view kUsage =
     "                  [--cpu-threads N] [--no-cpu] [--no-cuda]\n"
     "methods: gptq-4bit-g128 gptq-3bit-g128 spqr-near-lossless spqr-3bit (the presets in configs/)\n";
 
-std::vector<std::string> split(std::string_view text) {
-  std::vector<std::string> parts;
-  std::string item;
-  std::istringstream in{std::string(text)};
-  while (std::getline(in, item, ','))
-    if (!item.empty()) parts.push_back(item);
-  return parts;
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -66,13 +58,13 @@ Options parse(int argc, char** argv) {
     };
     if (a == "--shapes") {
       o.shapes.clear();
-      for (const auto& s : split(value())) {
+      for (const auto& s : split_commas(value())) {
         const auto x = s.find('x');
         if (x == std::string::npos) raise<ConfigError>("--shapes: expected MxN, got '", s, "'");
         o.shapes.emplace_back(std::stoll(s.substr(0, x)), std::stoll(s.substr(x + 1)));
       }
     } else if (a == "--methods") {
-      o.methods = split(value());
+      o.methods = split_commas(value());
     } else if (a == "--tokens") {
       o.tokens = std::stoll(value());
     } else if (a == "--cpu-max-mn") {
@@ -232,10 +224,5 @@ int main_impl(int argc, char** argv) {
 }  // namespace caldera::bench
 
 int main(int argc, char** argv) {
-  try {
-    return caldera::bench::main_impl(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "bench_spqr: " << e.what() << "\n";
-    return 1;
-  }
+  return caldera::bench::guarded_main("bench_spqr", [&] { return caldera::bench::main_impl(argc, argv); });
 }

@@ -29,6 +29,7 @@
 #include "io/hessian_file.h"
 #include "linalg/backend.h"
 #include "pipeline/hf_weight_source.h"
+#include "bench_cli.h"
 
 namespace caldera::bench {
 namespace {
@@ -210,13 +211,5 @@ int run(int argc, char** argv) {
 }  // namespace caldera::bench
 
 int main(int argc, char** argv) {
-  try {
-    return caldera::bench::run(argc, argv);
-  } catch (const caldera::ConfigError& e) {
-    std::cerr << "caldera_errors: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "caldera_errors: " << e.what() << "\n";
-    return 1;
-  }
+  return caldera::bench::guarded_main("caldera_errors", [&] { return caldera::bench::run(argc, argv); });
 }
