@@ -5,14 +5,12 @@
 // the reported error.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <vector>
 
+#include "algo/gptq_core.h"
 #include "algo/hessian.h"
 #include "algo/method_factory.h"
-#include "model/forward.h"
-#include "pipeline/hf_weight_source.h"
-#include "test_util.h"
+#include "tiny_linears.h"
 
 namespace caldera::algo {
 namespace {
@@ -31,26 +29,8 @@ InputStats stats_of(linalg::Backend& be, const model::HessianTaps& taps, model::
   return s;
 }
 
-double error_of(linalg::Backend& be, const HostMatrix<float>& w, const HostMatrix<float>& w_hat, const InputStats& s) {
-  const auto h64 = process_hessian(s, w.cols(), kDefaultHessianRidge, "test");
-  HostMatrix<float> h32(h64.rows(), h64.cols());
-  for (int64_t i = 0; i < h32.size(); ++i) h32.data()[i] = static_cast<float>(h64.data()[i]);
-  auto dh = be.upload(h32.cview(), "h");
-  auto dw = be.upload(w.cview(), "w");
-  auto dwh = be.upload(w_hat.cview(), "w_hat");
-  ActivationErrorMeter meter(be, dw.cview(), dh.cview());
-  return meter.rel_error(dwh.cview());
-}
-
 TEST(CalderaTiny, EveryMatrixOrdersCalderaBelowQuipBelowRtn) {
   auto& be = test::cpu_backend();
-  const pipeline::HfWeightSource source(test::tiny_model_dir());
-  const auto& cfg = source.config();
-  const auto ids = model::checked_token_ids(cfg, test::read_calib_tokens(kCalibSeqs, kSeqLen), kSeqLen);
-  auto hidden = model::embed_sequences(be, source, ids);
-  model::ForwardOptions fwd;
-  fwd.seq_len = kSeqLen;
-
   MethodConfig rtn = MethodConfig::defaults(MethodKind::kRtn);  // 2-bit, groups of 64, min-max
   MethodConfig quip = MethodConfig::defaults(MethodKind::kQuip);
   MethodConfig cal = MethodConfig::defaults(MethodKind::kCaldera);
@@ -59,31 +39,20 @@ TEST(CalderaTiny, EveryMatrixOrdersCalderaBelowQuipBelowRtn) {
   cal.caldera.iters = 2;
   const auto m_rtn = make_method(rtn), m_quip = make_method(quip), m_cal = make_method(cal);
 
-  int checked = 0;
-  for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
-    const auto host = source.load_layer(layer);
-    const auto weights = model::LayerWeights::upload(be, cfg, layer, host, source.storage_dtype());
-    model::HessianTaps taps(be, cfg);
-    model::forward_layer_batched(be, cfg, weights, hidden.view(), fwd, &taps);
-    for (const model::LinearKind kind : model::kAllLinearKinds) {
-      const InputStats stats = stats_of(be, taps, model::hessian_input(kind));
-      const HostMatrix<float>& w = host[kind];
-      const UnitId unit{static_cast<int>(layer), std::string(model::hf_module_name(kind)), static_cast<int>(kind)};
-      const MethodContext ctx{be, Rng(0).stream({static_cast<uint64_t>(layer), static_cast<uint64_t>(kind)}), unit,
-                              nullptr, {}, {}};
-      const auto r = m_rtn->compress(ctx, w.cview(), stats);
-      const auto q = m_quip->compress(ctx, w.cview(), stats);
-      const auto c = m_cal->compress(ctx, w.cview(), stats);
-      EXPECT_LT(c.metrics.rel_error, q.metrics.rel_error) << unit.name();
-      EXPECT_LT(q.metrics.rel_error, r.metrics.rel_error) << unit.name();
-      EXPECT_GT(c.metrics.rel_error, 0.0) << unit.name();
-      // The stored tensors reproduce the reported error in the original basis.
-      const double rebuilt = error_of(be, w, m_cal->reconstruct(be, c.tensors), stats);
-      EXPECT_NEAR(rebuilt, c.metrics.rel_error, 1e-3 * c.metrics.rel_error) << unit.name();
-      ++checked;
-    }
-  }
-  EXPECT_EQ(checked, 7 * cfg.num_hidden_layers);
+  const int checked = test::for_each_tiny_linear(be, kCalibSeqs, kSeqLen, [&](const test::TinyLinear& x) {
+    const InputStats stats = stats_of(be, x.taps, x.input);
+    const MethodContext ctx{be, x.rng, x.unit, nullptr, {}, {}};
+    const auto r = m_rtn->compress(ctx, x.w.cview(), stats);
+    const auto q = m_quip->compress(ctx, x.w.cview(), stats);
+    const auto c = m_cal->compress(ctx, x.w.cview(), stats);
+    EXPECT_LT(c.metrics.rel_error, q.metrics.rel_error) << x.unit.name();
+    EXPECT_LT(q.metrics.rel_error, r.metrics.rel_error) << x.unit.name();
+    EXPECT_GT(c.metrics.rel_error, 0.0) << x.unit.name();
+    // The stored tensors reproduce the reported error in the original basis.
+    const double rebuilt = hessian_relative_error(be, x.w.cview(), m_cal->reconstruct(be, c.tensors).cview(), stats);
+    EXPECT_NEAR(rebuilt, c.metrics.rel_error, 1e-3 * c.metrics.rel_error) << x.unit.name();
+  });
+  EXPECT_EQ(checked, test::tiny_linear_count());
 }
 
 }  // namespace
