@@ -33,7 +33,7 @@
 #include "core/rng.h"
 #include "core/timer.h"
 #include "linalg/backend.h"
-#include "bench_cli.h"
+#include "bench_common.h"
 
 namespace caldera::bench {
 namespace {

@@ -37,6 +37,8 @@
 #include "model/forward.h"
 #include "model/synthetic_weights.h"
 
+#include "bench_common.h"
+
 namespace {
 
 using namespace caldera;
@@ -98,11 +100,6 @@ Flops step_flops(const model::LlamaConfig& c, int64_t seq_len, int64_t seqs) {
   return f;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 struct Row {
   std::string backend;
   int64_t seq_len = 0, seqs = 0;
@@ -145,8 +142,8 @@ Row run_backend(linalg::BackendKind kind, const model::SyntheticWeightSource& sr
   row.backend = std::string(linalg::to_string(kind));
   row.seq_len = seq_len;
   row.seqs = seqs;
-  row.fwd_s = median(fwd);
-  row.taps_s = median(with_taps);
+  row.fwd_s = caldera::bench::median(fwd);
+  row.taps_s = caldera::bench::median(with_taps);
   row.flops = step_flops(c, seq_len, seqs);
   row.peak_mib = static_cast<double>(be->memory_stats().peak_bytes) / (1 << 20);
   return row;

@@ -38,7 +38,7 @@
 #include "core/rng.h"
 #include "core/timer.h"
 #include "linalg/backend.h"
-#include "bench_cli.h"
+#include "bench_common.h"
 
 namespace caldera::bench {
 namespace {
@@ -112,21 +112,9 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-/// Median of the timed runs: `reset` (untimed) restores the inputs, `run` is timed up to synchronize().
 double median_seconds(Backend& be, const Options& o, const std::function<void()>& reset,
                       const std::function<void()>& run) {
-  std::vector<double> times;
-  for (int i = 0; i < o.warmup + o.reps; ++i) {
-    reset();
-    be.synchronize();
-    const Stopwatch watch;
-    run();
-    be.synchronize();
-    if (i >= o.warmup) times.push_back(watch.elapsed_s());
-  }
-  std::sort(times.begin(), times.end());
-  const size_t k = times.size();
-  return k % 2 == 1 ? times[k / 2] : 0.5 * (times[k / 2 - 1] + times[k / 2]);
+  return bench::median_seconds(be, o.warmup, o.reps, reset, run);
 }
 
 /// rows×cols matrix of standard normal values (fp32 draws, widened for double).

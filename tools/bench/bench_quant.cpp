@@ -41,7 +41,7 @@
 #include "quant/lattice.h"
 #include "quant/ldl.h"
 #include "quant/ldlq.h"
-#include "bench_cli.h"
+#include "bench_common.h"
 
 namespace caldera::bench {
 namespace {
@@ -115,18 +115,7 @@ Options parse(int argc, char** argv) {
 
 double median_seconds(Backend& be, const Options& o, const std::function<void()>& reset,
                       const std::function<void()>& run) {
-  std::vector<double> times;
-  for (int i = 0; i < o.warmup + o.reps; ++i) {
-    reset();
-    be.synchronize();
-    const Stopwatch watch;
-    run();
-    be.synchronize();
-    if (i >= o.warmup) times.push_back(watch.elapsed_s());
-  }
-  std::sort(times.begin(), times.end());
-  const size_t k = times.size();
-  return k % 2 == 1 ? times[k / 2] : 0.5 * (times[k / 2 - 1] + times[k / 2]);
+  return bench::median_seconds(be, o.warmup, o.reps, reset, run);
 }
 
 Matrix<float> normal_matrix(Backend& be, int64_t rows, int64_t cols, float scale, uint64_t seed) {

@@ -26,7 +26,7 @@
 #include "algo/spqr.h"
 #include "core/timer.h"
 #include "linalg/backend.h"
-#include "bench_cli.h"
+#include "bench_common.h"
 
 namespace caldera::bench {
 namespace {

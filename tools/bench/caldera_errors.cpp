@@ -29,7 +29,7 @@
 #include "io/hessian_file.h"
 #include "linalg/backend.h"
 #include "pipeline/hf_weight_source.h"
-#include "bench_cli.h"
+#include "bench_common.h"
 
 namespace caldera::bench {
 namespace {

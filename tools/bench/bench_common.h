@@ -1,9 +1,11 @@
-// Command-line helpers shared by the benchmark programs of tools/bench. They parse argv by hand
-// (no Boost.Program_options, so they also build on a GPU machine that lacks it).
+// Helpers shared by the benchmark programs of tools/bench: hand-written argv parsing (no
+// Boost.Program_options, so they also build on a GPU machine that lacks it) and median timing.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -11,6 +13,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/timer.h"
+#include "linalg/backend.h"
 
 namespace caldera::bench {
 
@@ -49,6 +53,30 @@ int guarded_main(const char* program, Body&& body) {
     std::cerr << program << ": " << e.what() << "\n";
     return 1;
   }
+}
+
+/// The median of the values (the mean of the two middle ones for an even count); 0 when empty.
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t k = v.size();
+  return k % 2 == 1 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+}
+
+/// Median over `reps` timed runs after `warmup` untimed ones: `reset` (untimed) restores the
+/// inputs, `run` is timed up to the backend's synchronize().
+inline double median_seconds(linalg::Backend& be, int warmup, int reps, const std::function<void()>& reset,
+                             const std::function<void()>& run) {
+  std::vector<double> times;
+  for (int i = 0; i < warmup + reps; ++i) {
+    reset();
+    be.synchronize();
+    const Stopwatch watch;
+    run();
+    be.synchronize();
+    if (i >= warmup) times.push_back(watch.elapsed_s());
+  }
+  return median(std::move(times));
 }
 
 }  // namespace caldera::bench
