@@ -7,12 +7,12 @@
 
 namespace caldera::pipeline {
 
-PreparedMethod prepare_method(Session& session, const algo::MethodConfig& config) {
+namespace {
+
+/// The rank allocation of config (phase 1 finished) and the method built on it. Throws
+/// algo::StopRequested when a stop is requested during the sensitivity pass.
+PreparedMethod allocate_ranks_and_make(Session& session, const algo::MethodConfig& config) {
   PreparedMethod out;
-  if (!config.needs_rank_allocation()) {
-    out.method = algo::make_method(config);
-    return out;
-  }
   const Workdir& workdir = session.workdir();
   const int64_t seq_len = session.options().forward.seq_len;
   const InputStatsProvider stats = [&workdir, seq_len](int64_t layer, model::HessianInput input) {
@@ -34,6 +34,8 @@ PreparedMethod prepare_method(Session& session, const algo::MethodConfig& config
   return out;
 }
 
+}  // namespace
+
 PreparedMethod prepare_method_before_phase1(const algo::MethodConfig& config) {
   PreparedMethod prepared;
   if (!config.needs_rank_allocation()) prepared.method = algo::make_method(config);
@@ -43,7 +45,7 @@ PreparedMethod prepare_method_before_phase1(const algo::MethodConfig& config) {
 bool finish_method_after_phase1(Session& session, const algo::MethodConfig& config, PreparedMethod& prepared) {
   if (prepared.method) return true;
   try {
-    prepared = prepare_method(session, config);
+    prepared = allocate_ranks_and_make(session, config);
   } catch (const algo::StopRequested&) {
     return false;
   }

@@ -19,19 +19,16 @@ struct PreparedMethod {
   std::optional<LowRankPlan> low_rank;
 };
 
-/// Collective. Builds the method for `config`; runs the rank allocation when
-/// config.needs_rank_allocation() (phase 1 must be finished). Throws algo::StopRequested when a
-/// stop is requested during the sensitivity pass (its finished layers are on disk).
-PreparedMethod prepare_method(Session& session, const algo::MethodConfig& config);
-
 /// The start of every subcommand that runs phases: the method built at once (so bad parameters
 /// fail before any work) unless it depends on phase 1, in which case `method` stays null until
 /// finish_method_after_phase1.
 PreparedMethod prepare_method_before_phase1(const algo::MethodConfig& config);
 
-/// Collective; phase 1 must be finished. When `prepared` has no method yet, runs prepare_method
-/// and attaches the method to the session. Returns false when a stop was requested during the rank
-/// allocation (the caller exits with the requeue code); true otherwise (also when nothing ran).
+/// Collective; phase 1 must be finished. When `prepared` has no method yet, runs the rank
+/// allocation (sensitivity tables under <workdir>/sensitivity), builds the method and attaches it
+/// to the session. Returns false when a stop was requested during the sensitivity pass (its
+/// finished layers are on disk; the caller exits with the requeue code); true otherwise (also
+/// when nothing ran).
 bool finish_method_after_phase1(Session& session, const algo::MethodConfig& config, PreparedMethod& prepared);
 
 }  // namespace caldera::pipeline
