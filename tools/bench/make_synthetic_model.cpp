@@ -42,6 +42,8 @@
 #include "model/llama_config.h"
 #include "model/synthetic_weights.h"
 
+#include "bench_common.h"
+
 namespace {
 
 using namespace caldera;
@@ -59,19 +61,6 @@ constexpr const char* kUsage =
     "usage: make_synthetic_model --out DIR [--hidden N] [--intermediate N] [--layers N] [--heads N]\n"
     "         [--kv-heads N] [--vocab N] [--seed S] [--max-position N] [--llama-2-7b-layers N] [--force]\n"
     "  see the comment at the top of tools/bench/make_synthetic_model.cpp\n";
-
-int64_t parse_int(const std::string& key, const std::string& value) {
-  std::size_t used = 0;
-  int64_t v = 0;
-  try {
-    v = std::stoll(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  CALDERA_CHECK_AS(ConfigError, used == value.size() && !value.empty(), key, ": expected an integer, got '", value,
-                   "'");
-  return v;
-}
 
 Options parse(int argc, char** argv) {
   Options o;
@@ -94,14 +83,14 @@ Options parse(int argc, char** argv) {
     if (key == "--out") {
       o.out = value;
     } else if (key == "--llama-2-7b-layers") {
-      o.layers = parse_int(key, value);
+      o.layers = bench::parse_int(key, value, 1);
       o.hidden = 4096;
       o.intermediate = 11008;
       o.heads = 32;
       o.kv_heads = 32;
       o.vocab = 32000;
     } else if (auto it = ints.find(key); it != ints.end()) {
-      *it->second = parse_int(key, value);
+      *it->second = bench::parse_int(key, value, 0);
     } else {
       raise<ConfigError>("unknown option ", key, "\n", kUsage);
     }
