@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): installs dependencies, builds with CUDA compiled in
 # when a CUDA toolkit is present (it is at /usr/local/cuda on the project's machines), runs every
-# test that needs no GPU, then builds the CPU-only configuration and runs its unit tests.
+# test that needs no GPU, then builds the CPU-only configuration and runs its unit tests (the `slow`
+# label is left out in both: those take tens of minutes on CPU and run on the GPU machine or by hand).
 #   tools/run-tests.sh [extra ctest args]
 # Environment: CALDERA_JOBS (build parallelism, default nproc), CALDERA_SKIP_CPU_ONLY=1 skips the
 # second configuration, CALDERA_HF_TESTS=0 skips installing torch/transformers/peft (tools/hf-venv.sh).
@@ -40,6 +41,6 @@ cmake --build build-asan -j "$jobs" --target test_io
 if [[ "${CALDERA_SKIP_CPU_ONLY:-0}" != "1" ]]; then
   cmake -S . -B build-cpu-only -G Ninja -DCMAKE_BUILD_TYPE=Release -DCALDERA_WITH_CUDA=OFF
   cmake --build build-cpu-only -j "$jobs"
-  (cd build-cpu-only && ctest --output-on-failure -j "$jobs" -L unit)
+  (cd build-cpu-only && ctest --output-on-failure -j "$jobs" -L unit -LE slow)
 fi
 echo "run-tests: all passed"
