@@ -3,7 +3,9 @@
 # `caldera-dist run` on one GPU, the Hessians collected once and shared (copied workdirs; phase 1 is
 # method-independent), per-matrix errors from `caldera-dist inspect --json`.
 #   tools/gpu-tables.sh [group...]     groups: caldera spqr lowrank (default, in that order);
-#                                      spqr-4bit, spqr-4bit-outliers, lowrank-uniform (extra comparisons)
+#                                      spqr-4bit, spqr-4bit-outliers, lowrank-uniform, lowrank-s128
+#                                      (extra comparisons; lowrank-s128: the lowrank presets with 128
+#                                      sensitivity sequences instead of 32)
 # Env: CALDERA_DIST (default .carry/caldera-dist), CALDERA_SMALL_MODEL (default: unpacked from
 # .carry/minillama-small.tar.xz), BACKEND (default cuda), OUT (default ./gpu-out), TABLE_ARGS (extra
 # options of every command, e.g. "--max-calib-seqs 8" for a smoke test).
@@ -88,6 +90,13 @@ for g in "${groups[@]}"; do
         run "$m-r85" "$m-r95" --config "configs/$m-r85.ini"
       done
       run asvd-kv50 asvd-r95 --config configs/asvd-kv50.ini
+      ;;
+    lowrank-s128)
+      for m in asvd svdllm asvd-plainsvd; do
+        run "$m-s128-r95" "" --config "configs/$m-r95.ini" --sensitivity-seqs 128
+        run "$m-s128-r90" "$m-s128-r95" --config "configs/$m-r90.ini" --sensitivity-seqs 128
+        run "$m-s128-r85" "$m-s128-r95" --config "configs/$m-r85.ini" --sensitivity-seqs 128
+      done
       ;;
     *) echo "unknown group $g"; exit 2 ;;
   esac
