@@ -23,18 +23,29 @@ using linalg::BackendKind;
 
 constexpr int kMaxNodesSearched = 1 << 14;
 
-/// A plan with only `phase` computed (the others empty): what the searches below re-plan.
-Plan plan_phase_only(const PlanInputs& in, PlanPhase phase) {
+/// The model of one phase (plan_model.h).
+PhasePlan plan_one_phase(const PlanInputs& in, PlanPhase phase) {
+  switch (phase) {
+    case PlanPhase::kHessians: return detail::plan_hessians(in);
+    case PlanPhase::kCompress: return detail::plan_compress(in);
+    case PlanPhase::kExport: break;
+  }
+  return detail::plan_export(in);
+}
+
+/// A plan with its inputs and per-process host terms, no phase computed yet.
+Plan plan_without_phases(const PlanInputs& in) {
   Plan p;
   p.inputs = in;
   p.host_resident_bytes = in.calib_sequences * in.forward.seq_len * 4;
   p.host_baseline_bytes = process_baseline_bytes(in.target.backend);
-  PhasePlan& out = p.phases[static_cast<size_t>(phase)];
-  switch (phase) {
-    case PlanPhase::kHessians: out = detail::plan_hessians(in); break;
-    case PlanPhase::kCompress: out = detail::plan_compress(in); break;
-    case PlanPhase::kExport: out = detail::plan_export(in); break;
-  }
+  return p;
+}
+
+/// A plan with only `phase` computed (the others empty): what the searches below re-plan.
+Plan plan_phase_only(const PlanInputs& in, PlanPhase phase) {
+  Plan p = plan_without_phases(in);
+  p.phases[static_cast<size_t>(phase)] = plan_one_phase(in, phase);
   return p;
 }
 
@@ -228,13 +239,8 @@ double Plan::total_seconds() const {
 
 Plan make_plan(const PlanInputs& inputs) {
   inputs.validate();
-  Plan p;
-  p.inputs = inputs;
-  p.host_resident_bytes = inputs.calib_sequences * inputs.forward.seq_len * 4;
-  p.host_baseline_bytes = process_baseline_bytes(inputs.target.backend);
-  p.phases[0] = detail::plan_hessians(inputs);
-  p.phases[1] = detail::plan_compress(inputs);
-  p.phases[2] = detail::plan_export(inputs);
+  Plan p = plan_without_phases(inputs);
+  for (PlanPhase phase : kAllPlanPhases) p.phases[static_cast<size_t>(phase)] = plan_one_phase(inputs, phase);
   p.assumptions = {
       caldera::detail::concat("memory kept free: ", static_cast<int>(100 * kPlanMemoryMargin),
                               "% of every GPU and node (fragmentation, library workspaces, other processes)"),
