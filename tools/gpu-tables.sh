@@ -44,6 +44,17 @@ run() {
   rm -rf "$scratch/$name/output" "$scratch/$name/tasks"
 }
 
+# lowrank_presets TAG [run options...]: the asvd / svdllm / plain-SVD presets at 0.95, 0.9 and 0.85;
+# 0.9 and 0.85 reuse the sensitivity tables of the method's 0.95 run.
+lowrank_presets() {
+  local tag=$1 m; shift
+  for m in asvd svdllm asvd-plainsvd; do
+    run "$m$tag-r95" "" --config "configs/$m-r95.ini" "$@"
+    run "$m$tag-r90" "$m$tag-r95" --config "configs/$m-r90.ini" "$@"
+    run "$m$tag-r85" "$m$tag-r95" --config "configs/$m-r85.ini" "$@"
+  done
+}
+
 groups=("$@")
 ((${#groups[@]})) || groups=(caldera spqr lowrank)
 for g in "${groups[@]}"; do
@@ -84,20 +95,10 @@ for g in "${groups[@]}"; do
       done
       ;;
     lowrank)
-      for m in asvd svdllm asvd-plainsvd; do
-        run "$m-r95" "" --config "configs/$m-r95.ini"
-        run "$m-r90" "$m-r95" --config "configs/$m-r90.ini"
-        run "$m-r85" "$m-r95" --config "configs/$m-r85.ini"
-      done
+      lowrank_presets ""
       run asvd-kv50 asvd-r95 --config configs/asvd-kv50.ini
       ;;
-    lowrank-s128)
-      for m in asvd svdllm asvd-plainsvd; do
-        run "$m-s128-r95" "" --config "configs/$m-r95.ini" --sensitivity-seqs 128
-        run "$m-s128-r90" "$m-s128-r95" --config "configs/$m-r90.ini" --sensitivity-seqs 128
-        run "$m-s128-r85" "$m-s128-r95" --config "configs/$m-r85.ini" --sensitivity-seqs 128
-      done
-      ;;
+    lowrank-s128) lowrank_presets -s128 --sensitivity-seqs 128 ;;
     *) echo "unknown group $g"; exit 2 ;;
   esac
 done
