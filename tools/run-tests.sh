@@ -2,7 +2,7 @@
 # The project's test command (README, .ci/run): installs dependencies, builds with CUDA compiled in
 # when a CUDA toolkit is present (it is at /usr/local/cuda on the project's machines), runs every
 # test that needs no GPU, then builds the CPU-only configuration and runs its unit tests (the `slow`
-# label is left out in both: those take tens of minutes on CPU and run on the GPU machine or by hand).
+# label is left out in both: those take tens of minutes to hours on a CPU; `ctest -L slow` by hand).
 #   tools/run-tests.sh [extra ctest args]
 # Environment: CALDERA_JOBS (build parallelism, default nproc), CALDERA_SKIP_CPU_ONLY=1 skips the
 # second configuration, CALDERA_HF_TESTS=0 skips installing torch/transformers/peft (tools/hf-venv.sh).
