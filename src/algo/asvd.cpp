@@ -138,6 +138,12 @@ std::vector<double> AsvdParams::candidates(RankSearchMode mode) const {
   return given.empty() ? default_candidates(mode) : given;
 }
 
+AsvdParams AsvdParams::sensitivity_params() const {
+  AsvdParams p = *this;
+  if (p.method == LowRankKind::kSvd) p.method = LowRankKind::kAsvd;
+  return p;
+}
+
 void AsvdParams::validate() const {
   std::vector<std::string> problems;
   auto bad = [&](auto&&... parts) { problems.push_back(detail::concat(parts...)); };
@@ -174,7 +180,9 @@ std::vector<std::pair<std::string, std::string>> AsvdParams::to_pairs() const {
   p.emplace_back("method", std::string(to_string(method)));
   p.emplace_back("param_ratio", format_double(param_ratio));
   p.emplace_back("kv_ratio", format_double(kv_ratio));
-  if (method == LowRankKind::kAsvd) {
+  // svd under STRS: its ranks come from the ASVD table (sensitivity_params), so alpha and
+  // scaling are part of what produced the output.
+  if (method == LowRankKind::kAsvd || (method == LowRankKind::kSvd && rank_search == RankSearch::kSensitivity)) {
     p.emplace_back("alpha", format_double(alpha));
     p.emplace_back("scaling", std::string(to_string(scaling)));
     p.emplace_back("scaling_floor", format_double(scaling_floor));

@@ -65,6 +65,12 @@ struct AsvdParams {
   bool weight_search() const { return param_ratio < 1.0; }
   /// The candidate lists in effect (defaults filled in).
   std::vector<double> candidates(RankSearchMode mode) const;
+  /// The parameters whose factorization the sensitivity pass measures (spec §5.1: the layer is
+  /// replaced by "its ASVD factorization ... always activation-aware"): for svd, these parameters
+  /// with method asvd, so plain SVD under STRS takes the ASVD table's ranks (the reference's and
+  /// the ASVD paper's "SVD*" setting; alpha and scaling then matter for svd too); for asvd and
+  /// svdllm (the reference's whitening branch measures with the Cholesky transform) the method's own.
+  AsvdParams sensitivity_params() const;
   /// Throws ConfigError listing every invalid value at once, each with its option name.
   void validate() const;
   /// `key=value` pairs for run.json and the output's quantization_config (stable order).

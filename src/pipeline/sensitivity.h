@@ -94,6 +94,7 @@ struct LowRankPlan {
 ///  - sensitivity: KV table and search over k/v when kv_ratio < 1; weight table and search over
 ///    the other matrices (all of them without KV mode) when param_ratio < 1, with the weight
 ///    target adjusted so the overall param ratio meets param_ratio (weight_target_with_kv).
+/// The tables are computed with params.sensitivity_params() (svd: ASVD's factorization, spec §5.1).
 /// `calib_tokens`: the whole calibration file (every rank passes the same); its first
 /// params.sensitivity_sequences sequences are used, split over ranks. Collective over `world`.
 /// Logs the allocation; throws ConfigError when the calibration has fewer sequences than asked.

@@ -65,18 +65,19 @@ LowRankPlan allocate_low_rank_ranks(linalg::Backend& backend, comm::Communicator
     const int64_t available = static_cast<int64_t>(calib_tokens.size()) / seq_len;
     CALDERA_CHECK_AS(ConfigError, available >= n_seq, "--sensitivity-seqs ", n_seq, ": the calibration file holds only ",
                      available, " sequences of ", seq_len, " tokens");
+    const algo::AsvdParams sens = params.sensitivity_params();
     const comm::IndexRange mine = comm::partition_range(n_seq, world.size(), world.rank());
     const auto local = calib_tokens.subspan(static_cast<size_t>(mine.begin * seq_len),
                                             static_cast<size_t>(mine.size() * seq_len));
     if (params.kv_search()) {
-      plan.kv_table = compute_sensitivity(backend, world, source, local, n_seq, stats, params, RankSearchMode::kKvCache,
+      plan.kv_table = compute_sensitivity(backend, world, source, local, n_seq, stats, sens, RankSearchMode::kKvCache,
                                           kv_shapes, options);
       kv = algo::allocate_ranks(*plan.kv_table, params.kv_ratio);
     }
     if (params.weight_search()) {
       const double t = kv ? algo::weight_target_with_kv(*kv, others, params.param_ratio) : params.param_ratio;
       if (t < 1.0)
-        plan.weight_table = compute_sensitivity(backend, world, source, local, n_seq, stats, params,
+        plan.weight_table = compute_sensitivity(backend, world, source, local, n_seq, stats, sens,
                                                 RankSearchMode::kWeights, others, options);
       weights = weights_at(others, t, plan.weight_table ? &*plan.weight_table : nullptr);
     }

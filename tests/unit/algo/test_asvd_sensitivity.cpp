@@ -2,6 +2,7 @@
 // spec asvd-svdllm.md §5, §6) on a small synthetic Llama (GQA) on the CPU backend.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <fstream>
@@ -227,6 +228,33 @@ TEST_F(SensitivityTest, AllocationStepMeetsTargetsInBothModes) {
   EXPECT_EQ(u.allocation.matrices.size(), 14u);
   const io::JsonValue j = allocation_json(u.allocation);
   EXPECT_EQ(j.at("matrices").size(), 14u);
+}
+
+// Spec §5.1: the sensitivity pass always measures the ASVD factorization, so plain SVD under STRS
+// takes exactly the ASVD table's allocation (the reference's "SVD*"), not one from a table of its
+// own truncations (which differs: checked, so the test can tell the two apart).
+TEST_F(SensitivityTest, PlainSvdRanksComeFromTheAsvdTable) {
+  algo::AsvdParams asvd;
+  asvd.method = algo::LowRankKind::kAsvd;
+  asvd.param_ratio = 0.8;
+  asvd.sensitivity_sequences = kSeqs;
+  algo::AsvdParams svd = asvd;
+  svd.method = algo::LowRankKind::kSvd;
+  const LowRankPlan a = allocate_low_rank_ranks(test::cpu_backend(), world_, source_, calib_, stats_.provider(), asvd, options());
+  const LowRankPlan s = allocate_low_rank_ranks(test::cpu_backend(), world_, source_, calib_, stats_.provider(), svd, options());
+  ASSERT_TRUE(a.weight_table && s.weight_table);
+  EXPECT_EQ(s.weight_table->ppl, a.weight_table->ppl);
+  ASSERT_EQ(s.allocation.matrices.size(), a.allocation.matrices.size());
+  for (size_t i = 0; i < a.allocation.matrices.size(); ++i)
+    EXPECT_EQ(s.allocation.matrices[i].rank, a.allocation.matrices[i].rank) << a.allocation.matrices[i].shape.name();
+
+  const algo::SensitivityTable own = compute_sensitivity(test::cpu_backend(), world_, source_, calib_, kSeqs,
+                                                         stats_.provider(), svd, RankSearchMode::kWeights,
+                                                         s.weight_table->matrices, options());
+  EXPECT_NE(own.ppl, a.weight_table->ppl);
+  const auto pairs = svd.to_pairs();
+  EXPECT_TRUE(std::any_of(pairs.begin(), pairs.end(), [](const auto& kv) { return kv.first == "alpha"; }))
+      << "svd under STRS records the ASVD settings its ranks depend on";
 }
 
 }  // namespace
