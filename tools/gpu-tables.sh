@@ -45,11 +45,12 @@ run() {
 }
 
 # lowrank_presets TAG [run options...]: the asvd / svdllm / plain-SVD presets at 0.95, 0.9 and 0.85;
-# 0.9 and 0.85 reuse the sensitivity tables of the method's 0.95 run.
+# 0.9 and 0.85 reuse the sensitivity tables of the method's 0.95 run, and plain SVD (whose STRS
+# table is ASVD's, spec §5.1) reuses those of the ASVD run.
 lowrank_presets() {
   local tag=$1 m; shift
   for m in asvd svdllm asvd-plainsvd; do
-    run "$m$tag-r95" "" --config "configs/$m-r95.ini" "$@"
+    run "$m$tag-r95" "$([[ $m == asvd-plainsvd ]] && echo "asvd$tag-r95")" --config "configs/$m-r95.ini" "$@"
     run "$m$tag-r90" "$m$tag-r95" --config "configs/$m-r90.ini" "$@"
     run "$m$tag-r85" "$m$tag-r95" --config "configs/$m-r85.ini" "$@"
   done
