@@ -5,6 +5,7 @@
 #include "comm/communicator.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "linalg/cpu/cpu_backend.h"
 
 namespace caldera::cli {
 
@@ -23,6 +24,8 @@ std::unique_ptr<linalg::Backend> make_backend_from_options(const po::variables_m
   options.local_rank = context.comm != nullptr ? context.comm->local_rank() : 0;
   auto backend = linalg::make_backend(kind, options);
   log_info("backend: ", backend->description());
+  if (kind == linalg::BackendKind::kCpu && options.local_rank == 0)
+    if (const std::string advice = linalg::openblas_kernel_advice(); !advice.empty()) log_warn(advice);
   return backend;
 }
 

@@ -17,8 +17,35 @@
 
 extern "C" void openblas_set_num_threads(int num_threads);
 extern "C" int openblas_get_num_threads(void);
+extern "C" char* openblas_get_corename(void);
 
 namespace caldera::linalg {
+
+std::string openblas_core_name() {
+  const char* name = openblas_get_corename();
+  return name != nullptr ? std::string(name) : std::string("unknown");
+}
+
+std::string openblas_kernel_advice(std::string_view core, bool cpu_has_avx2, bool cpu_has_avx512f) {
+  // OpenBLAS' x86-64 kernel sets below AVX2 (its fallbacks for CPUs it cannot identify).
+  static constexpr std::string_view kGeneric[] = {"Prescott", "Core2",     "Penryn", "Dunnington",
+                                                  "Nehalem",  "Atom",      "Sandybridge", "Katmai",
+                                                  "Coppermine", "Northwood", "Banias"};
+  bool generic = false;
+  for (std::string_view g : kGeneric) generic = generic || core == g;
+  if (!generic || !cpu_has_avx2) return {};
+  const std::string_view want = cpu_has_avx512f ? "SkylakeX" : "Haswell";
+  return detail::concat("OpenBLAS selected its ", core, " kernels, but this CPU has ",
+                        cpu_has_avx512f ? "AVX-512" : "AVX2", ": CPU linear algebra runs several times slower than it "
+                        "can (OpenBLAS did not recognise the CPU model); set OPENBLAS_CORETYPE=", want,
+                        " in the environment of every rank");
+}
+
+std::string openblas_kernel_advice() {
+  __builtin_cpu_init();
+  return openblas_kernel_advice(openblas_core_name(), __builtin_cpu_supports("avx2") != 0,
+                                __builtin_cpu_supports("avx512f") != 0);
+}
 
 CpuBackend::CpuBackend(const BackendOptions& options)
     : quant_(std::make_unique<CpuQuantKernels>(*this)), nn_(std::make_unique<CpuNnKernels>(*this)) {
@@ -31,8 +58,8 @@ CpuBackend::CpuBackend(const BackendOptions& options)
 CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::description() const {
-  return detail::concat("cpu (OpenBLAS ", openblas_get_num_threads(), " threads, OpenMP ", omp_get_max_threads(),
-                        " threads)");
+  return detail::concat("cpu (OpenBLAS ", openblas_core_name(), " kernels, ", openblas_get_num_threads(),
+                        " threads, OpenMP ", omp_get_max_threads(), " threads)");
 }
 
 QuantKernels& CpuBackend::quant() { return *quant_; }

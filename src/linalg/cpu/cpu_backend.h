@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "linalg/backend.h"
 
@@ -15,6 +17,19 @@ namespace caldera::linalg {
 
 class CpuQuantKernels;
 class CpuNnKernels;
+
+/// The kernel set OpenBLAS selected at load time (openblas_get_corename(): "SkylakeX", "Haswell", ...).
+[[nodiscard]] std::string openblas_core_name();
+
+/// Advice when OpenBLAS runs generic SSE kernels on a CPU with AVX2 / AVX-512: its runtime
+/// detection falls back to "Prescott" on CPU models it does not know (seen in VMs reporting "Intel
+/// Xeon Processor": sgemm 43 GFLOPS there, 233 with OPENBLAS_CORETYPE=SkylakeX). Returns the warning
+/// text naming the OPENBLAS_CORETYPE value to set, or "" when `core` is not a generic pre-AVX2 one or
+/// the CPU lacks AVX2. Pure (the caller passes the CPU's features) so it is testable anywhere.
+[[nodiscard]] std::string openblas_kernel_advice(std::string_view core, bool cpu_has_avx2, bool cpu_has_avx512f);
+
+/// openblas_kernel_advice for this process' OpenBLAS and CPU.
+[[nodiscard]] std::string openblas_kernel_advice();
 
 class CpuBackend final : public Backend {
  public:
