@@ -180,9 +180,10 @@ std::vector<std::pair<std::string, std::string>> AsvdParams::to_pairs() const {
   p.emplace_back("method", std::string(to_string(method)));
   p.emplace_back("param_ratio", format_double(param_ratio));
   p.emplace_back("kv_ratio", format_double(kv_ratio));
-  // svd under STRS: its ranks come from the ASVD table (sensitivity_params), so alpha and
-  // scaling are part of what produced the output.
-  if (method == LowRankKind::kAsvd || (method == LowRankKind::kSvd && rank_search == RankSearch::kSensitivity)) {
+  // ASVD's scaling settings matter when ASVD factorizes, or when it measures the sensitivities that
+  // set the ranks (svd under STRS, sensitivity_params).
+  if (method == LowRankKind::kAsvd ||
+      (rank_search == RankSearch::kSensitivity && sensitivity_params().method == LowRankKind::kAsvd)) {
     p.emplace_back("alpha", format_double(alpha));
     p.emplace_back("scaling", std::string(to_string(scaling)));
     p.emplace_back("scaling_floor", format_double(scaling_floor));

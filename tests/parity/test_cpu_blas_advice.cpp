@@ -23,7 +23,7 @@ TEST(OpenBlasAdvice, SilentWhenTheKernelsMatchTheCpu) {
 }
 
 TEST(OpenBlasAdvice, ThisProcessReportsItsCoreName) {
-  EXPECT_FALSE(openblas_core_name().empty());
+  EXPECT_NE(openblas_core_name(), "unknown") << "openblas_get_corename() returned nothing";
   const std::string advice = openblas_kernel_advice();
   if (!advice.empty()) {
     EXPECT_NE(advice.find(openblas_core_name()), std::string::npos) << advice;

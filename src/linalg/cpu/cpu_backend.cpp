@@ -4,7 +4,9 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -31,8 +33,7 @@ std::string openblas_kernel_advice(std::string_view core, bool cpu_has_avx2, boo
   static constexpr std::string_view kGeneric[] = {"Prescott", "Core2",     "Penryn", "Dunnington",
                                                   "Nehalem",  "Atom",      "Sandybridge", "Katmai",
                                                   "Coppermine", "Northwood", "Banias"};
-  bool generic = false;
-  for (std::string_view g : kGeneric) generic = generic || core == g;
+  const bool generic = std::find(std::begin(kGeneric), std::end(kGeneric), core) != std::end(kGeneric);
   if (!generic || !cpu_has_avx2) return {};
   const std::string_view want = cpu_has_avx512f ? "SkylakeX" : "Haswell";
   return detail::concat("OpenBLAS selected its ", core, " kernels, but this CPU has ",
