@@ -35,11 +35,12 @@ std::string format_list(const std::vector<double>& v) {
 /// Ridge of the processed Hessian (caldera spec §6.5), used for the comparable error metric.
 constexpr double kMetricRidge = 0.01;
 
-/// Spec caldera §1.3 REL_ERR with the processed Hessian of §6.5 (H = G/count, trace-normalised,
-/// + 0.01·I), in fp64 on the backend. Falls back to the Frobenius relative error when no Gram
-/// matrix was given (reported by the caller).
+/// sqrt(tr(ΔHΔᵀ)/tr(WHWᵀ)), Δ = Ŵ − W, with H = G trace-normalised + ridge·I, in fp64 on the
+/// backend: with ridge = kMetricRidge spec caldera §1.3 REL_ERR with the processed Hessian of §6.5;
+/// with 0 the exact relative output error on the inputs of G. Falls back to the Frobenius relative
+/// error when no Gram matrix was given (reported by the caller).
 double activation_rel_error(linalg::Backend& backend, MatrixView<const float> w, MatrixView<const float> w_hat,
-                            const InputStats& stats) {
+                            const InputStats& stats, double ridge = kMetricRidge) {
   const int64_t m = w.rows, n = w.cols;
   auto w64 = backend.make<double>(m, n, "asvd.metric.w");
   auto d64 = backend.make<double>(m, n, "asvd.metric.delta");
@@ -58,7 +59,7 @@ double activation_rel_error(linalg::Backend& backend, MatrixView<const float> w,
   for (int64_t i = 0; i < n; ++i) trace += stats.sum_xxt(i, i);
   auto h = backend.upload(stats.sum_xxt.view(), "asvd.metric.h");
   if (trace > 0) backend.scale(h.view(), static_cast<double>(n) / trace);
-  backend.add_diagonal(h.view(), kMetricRidge);
+  if (ridge > 0) backend.add_diagonal(h.view(), ridge);
   auto eh = backend.make<double>(m, n, "asvd.metric.eh");
   backend.gemm(linalg::Op::kNoTrans, linalg::Op::kNoTrans, 1.0, d64.cview(), h.cview(), 0.0, eh.view());
   const double num = backend.dot(eh.cview(), d64.cview());
@@ -122,6 +123,17 @@ LowRankKind parse_low_rank_kind(std::string_view text) {
   raise<ConfigError>("--method: expected asvd, svdllm or svd, found '", text, "'");
 }
 
+std::string_view to_string(LowRankUpdate update) noexcept {
+  return update == LowRankUpdate::kLocal ? "local" : "none";
+}
+
+LowRankUpdate parse_low_rank_update(std::string_view text) {
+  const std::string s = lowered(text);
+  if (s == "none") return LowRankUpdate::kNone;
+  if (s == "local") return LowRankUpdate::kLocal;
+  raise<ConfigError>("--update: expected none or local, found '", text, "'");
+}
+
 std::string_view to_string(RankSearch search) noexcept {
   return search == RankSearch::kUniform ? "uniform" : "sensitivity";
 }
@@ -141,6 +153,7 @@ std::vector<double> AsvdParams::candidates(RankSearchMode mode) const {
 AsvdParams AsvdParams::sensitivity_params() const {
   AsvdParams p = *this;
   if (p.method == LowRankKind::kSvd) p.method = LowRankKind::kAsvd;
+  p.update = LowRankUpdate::kNone;  // the sensitivities replace one matrix of the original model
   return p;
 }
 
@@ -154,6 +167,8 @@ void AsvdParams::validate() const {
   if (param_ratio >= 1.0 && kv_ratio >= 1.0)
     bad("--param-ratio / --kv-ratio: both are 1, nothing would be compressed");
   if (!(std::isfinite(alpha) && alpha >= 0.0 && alpha <= 4.0)) bad("--alpha: a value in [0, 4] expected, found ", alpha);
+  if (update == LowRankUpdate::kLocal && method != LowRankKind::kSvdLlm)
+    bad("--update local: SVD-LLM's parameter update (spec §9.1) needs --method svdllm, found ", to_string(method));
   if (sensitivity_sequences < 1) bad("--sensitivity-seqs: at least 1 sequence expected, found ", sensitivity_sequences);
   if (!(scaling_floor > 0.0 && scaling_floor < 1.0)) bad("--scaling-floor: a value in (0, 1) expected, found ", scaling_floor);
   if (!(whitening_damping > 0.0 && whitening_damping < 1.0))
@@ -189,6 +204,7 @@ std::vector<std::pair<std::string, std::string>> AsvdParams::to_pairs() const {
     p.emplace_back("scaling_floor", format_double(scaling_floor));
   }
   if (method == LowRankKind::kSvdLlm) p.emplace_back("whitening_damping", format_double(whitening_damping));
+  if (update == LowRankUpdate::kLocal) p.emplace_back("update", std::string(to_string(update)));
   p.emplace_back("rank_search", std::string(to_string(rank_search)));
   if (rank_search == RankSearch::kSensitivity) {
     p.emplace_back("sensitivity_sequences", std::to_string(sensitivity_sequences));
@@ -323,6 +339,40 @@ CompressedUnit LowRankMethod::compress(const MethodContext& context, MatrixView<
   return out;
 }
 
+CompressedUnit LowRankMethod::update(linalg::Backend& backend, const UnitId& unit, MatrixView<const float> w,
+                                     const CompressedUnit& compressed, const InputStats& inputs) const {
+  CALDERA_CHECK(has_update_pass(), unit.name(), ": ", name(), " was not configured with --update local");
+  if (compressed.tensors.count("weight") != 0) return compressed;  // kept dense: nothing to refit
+  const std::string where = unit.name();
+  const HostMatrix<float> b32 = bf16_matrix(require_tensor(compressed.tensors, "B", where), "B");
+  HostMatrix<double> b(b32.rows(), b32.cols());
+  for (int64_t i = 0; i < b.size(); ++i) b.data()[i] = b32.data()[i];
+  CompressedUnit out = compressed;
+  try {
+    double damping = 0.0;
+    LowRankFactors f{refit_left_factor(backend, w, b, inputs.sum_xxt, params_.whitening_damping, where, damping),
+                     std::move(b)};
+    TensorMap refitted = low_rank_tensors(f);
+    // The least-squares A can only lower the output error on these inputs before bf16 rounding;
+    // compare after it (exact objective, no ridge) and keep whichever is better.
+    const HostMatrix<float> w_before = reconstruct_low_rank(backend, compressed.tensors);
+    const HostMatrix<float> w_after = reconstruct_low_rank(backend, refitted);
+    const double before = activation_rel_error(backend, w, w_before.view(), inputs, 0.0);
+    const double after = activation_rel_error(backend, w, w_after.view(), inputs, 0.0);
+    if (after <= before) {
+      out.tensors = std::move(refitted);
+      out.metrics.rel_error = activation_rel_error(backend, w, w_after.view(), inputs);
+    }
+    out.metrics.extra.emplace_back("update_output_error_before", before);
+    out.metrics.extra.emplace_back("update_output_error_after", std::min(before, after));
+    out.metrics.extra.emplace_back("update_damping", damping);
+  } catch (const NumericError& e) {
+    log_warn(where, ": parameter update failed (", e.what(), "); the unit keeps its phase-2 factors");
+    out.metrics.extra.emplace_back("update_failed", 1.0);
+  }
+  return out;
+}
+
 HostMatrix<float> LowRankMethod::reconstruct(linalg::Backend& backend, const TensorMap& tensors) const {
   return reconstruct_low_rank(backend, tensors);
 }
@@ -342,6 +392,8 @@ std::vector<std::pair<std::string, std::string>> asvd_option_names() {
       {"svd-precision", "f32 | f64 precision of W·S and its SVD"},
       {"scaling-floor", "asvd: relative floor of S (default 1e-3)"},
       {"whitening-damping", "svdllm: first relative damping when Σxxᵀ is not positive definite (default 1e-4)"},
+      {"update", "svdllm: none | local (SVD-LLM's parameter update, spec §9.1: after phase 2, layer by layer, "
+                 "A re-solved by least squares on the inputs of the already-compressed layers; default none)"},
   };
 }
 
@@ -375,6 +427,8 @@ void apply_asvd_option(AsvdParams& p, std::string_view key, std::string_view v) 
     p.scaling_floor = parse_number(key, v);
   } else if (key == "whitening-damping") {
     p.whitening_damping = parse_number(key, v);
+  } else if (key == "update") {
+    p.update = parse_low_rank_update(v);
   } else {
     raise<ConfigError>("unknown low-rank method option '", key, "' (known: see asvd_option_names())");
   }

@@ -36,6 +36,15 @@ std::string_view to_string(RankSearch search) noexcept;
 /// "sensitivity" | "uniform"; throws ConfigError naming `--rank-search`.
 RankSearch parse_rank_search(std::string_view text);
 
+/// SVD-LLM's optional accuracy recovery (spec §9.1).
+enum class LowRankUpdate : uint8_t {
+  kNone,
+  kLocal,  ///< `whitening_local_update`: A re-solved on the inputs of the compressed prefix
+};
+std::string_view to_string(LowRankUpdate update) noexcept;
+/// "none" | "local"; throws ConfigError naming `--update`.
+LowRankUpdate parse_low_rank_update(std::string_view text);
+
 /// Typed parameters of the low-rank methods (style C9), validated once by validate().
 struct AsvdParams {
   LowRankKind method = LowRankKind::kAsvd;
@@ -58,6 +67,8 @@ struct AsvdParams {
   SvdPrecision svd_precision = SvdPrecision::kF32;
   double scaling_floor = 1e-3;      ///< asvd: relative floor of S (pitfall 4)
   double whitening_damping = 1e-4;  ///< svdllm: first relative damping when Σxxᵀ is not PD (pitfall 2)
+  /// svdllm: the parameter update pass after phase 2 (spec §9.1; pipeline/update_pass.h).
+  LowRankUpdate update = LowRankUpdate::kNone;
 
   /// True when the KV-cache search runs (kv_ratio < 1).
   bool kv_search() const { return kv_ratio < 1.0; }
@@ -70,6 +81,7 @@ struct AsvdParams {
   /// with method asvd, so plain SVD under STRS takes the ASVD table's ranks (the reference's and
   /// the ASVD paper's "SVD*" setting; alpha and scaling then matter for svd too); for asvd and
   /// svdllm (the reference's whitening branch measures with the Cholesky transform) the method's own.
+  /// Never with the update pass: a sensitivity replaces one matrix of the original model.
   AsvdParams sensitivity_params() const;
   /// Throws ConfigError listing every invalid value at once, each with its option name.
   void validate() const;
@@ -99,6 +111,13 @@ class LowRankMethod final : public Method {
   /// A·B in fp32 on `backend` (or the stored dense weight); returns m×n host fp32. Throws Error
   /// naming the tensor when the map is inconsistent.
   HostMatrix<float> reconstruct(linalg::Backend& backend, const TensorMap& tensors) const override;
+  bool has_update_pass() const override { return params_.update == LowRankUpdate::kLocal; }
+  /// Spec §9.1's parameter update: A refitted by refit_left_factor() to the Gram matrix of `inputs`
+  /// (B kept), bf16 as before; kept only when it lowers the exact output error on those inputs
+  /// after rounding. Dense units come back unchanged; a numerical failure keeps the phase-2 factors
+  /// (logged, metrics.extra "update_failed"). extra gains "update_output_error_before/after".
+  CompressedUnit update(linalg::Backend& backend, const UnitId& unit, MatrixView<const float> w,
+                        const CompressedUnit& compressed, const InputStats& inputs) const override;
   double cost_estimate(int64_t m, int64_t n) const override;
 
   const AsvdParams& params() const { return params_; }

@@ -80,6 +80,35 @@ HostMatrix<double> to_f64(const HostMatrix<T>& h) {
   }
 }
 
+/// L with L Lᵀ = G + δ·mean_diag·I, factorized on `backend` in fp64 (g: n×n backend, symmetric):
+/// the undamped G first, then δ = first_damping, 10δ, ... up to 1 (spec pitfall 2). A factorization
+/// whose smallest pivot L_ii² is below kMinRelativePivot·mean_diag counts as failed: a numerically
+/// singular G passes with round-off-sized pivots, and such an L would blow L⁻¹ up. Sets `damping`
+/// to the δ used. Throws NumericError starting with `what` when even δ = 1 fails.
+HostMatrix<double> damped_cholesky(linalg::Backend& backend, MatrixView<const double> g, double mean_diag,
+                                   double first_damping, const std::string& what, double& damping) {
+  const int64_t n = g.rows;
+  double delta = 0.0;
+  for (;;) {
+    auto l = backend.clone(g, "cholesky.damped");
+    if (delta > 0.0) backend.add_diagonal(l.view(), delta * mean_diag);
+    try {
+      backend.cholesky(l.view());
+      HostMatrix<double> lower = backend.download(l);
+      double min_pivot = INFINITY;
+      for (int64_t i = 0; i < n; ++i) min_pivot = std::min(min_pivot, lower(i, i) * lower(i, i));
+      if (!(min_pivot >= kMinRelativePivot * mean_diag))
+        raise<NumericError>("pivot ", min_pivot, " below ", kMinRelativePivot, " · mean(diag)");
+      damping = delta;
+      return lower;
+    } catch (const NumericError&) {
+      if (delta >= 1.0)
+        raise<NumericError>(what, " not positive definite even with relative damping δ = ", delta, " · mean(diag)");
+      delta = delta == 0.0 ? first_damping : std::min(1.0, delta * 10.0);
+    }
+  }
+}
+
 }  // namespace
 
 int64_t rank_for_param_ratio(int64_t m, int64_t n, double ratio) {
@@ -211,29 +240,53 @@ InputTransform cholesky_whitening(linalg::Backend& backend, const InputStats& st
 
   InputTransform t;
   t.kind = TransformKind::kCholesky;
-  // Undamped first (the exact whitening of spec §2.3), then δ, 10δ, ... up to 1 (pitfall 2).
-  double delta = 0.0;
-  for (;;) {
-    auto l = backend.clone(g.cview(), "whitening.chol");
-    if (delta > 0.0) backend.add_diagonal(l.view(), delta * mean_diag);
-    try {
-      backend.cholesky(l.view());
-      t.lower = backend.download(l);
-      // A numerically singular G can pass the factorization with round-off-sized pivots; such an L
-      // would blow V_rᵀ L⁻¹ up, so treat it as not positive definite (pitfalls 2, 3).
-      double min_pivot = INFINITY;
-      for (int64_t i = 0; i < n; ++i) min_pivot = std::min(min_pivot, t.lower(i, i) * t.lower(i, i));
-      if (!(min_pivot >= kMinRelativePivot * mean_diag))
-        raise<NumericError>("pivot ", min_pivot, " below ", kMinRelativePivot, " · mean(diag)");
-      t.damping = delta;
-      return t;
-    } catch (const NumericError&) {
-      if (delta >= 1.0)
-        raise<NumericError>(context, ": Gram matrix Σxxᵀ (", n, "×", n, ") not positive definite even with relative ",
-                            "damping δ = ", delta, " · mean(diag)");
-      delta = delta == 0.0 ? options.first_damping : std::min(1.0, delta * 10.0);
-    }
-  }
+  t.lower = damped_cholesky(backend, g.cview(), mean_diag, options.first_damping,
+                            detail::concat(context, ": Gram matrix Σxxᵀ (", n, "×", n, ")"), t.damping);
+  return t;
+}
+
+HostMatrix<double> refit_left_factor(linalg::Backend& backend, MatrixView<const float> w, const HostMatrix<double>& b,
+                                     const HostMatrix<double>& gram, double first_damping, const std::string& context,
+                                     double& damping) {
+  const int64_t m = w.rows, n = w.cols, r = b.rows();
+  CALDERA_CHECK(b.cols() == n && r >= 1, context, ": refit needs B of r×", n, " with r ≥ 1, found ", b.rows(), "×",
+                b.cols());
+  CALDERA_CHECK_AS(ConfigError, gram.rows() == n && gram.cols() == n, context, ": Gram matrix of ", n, "×", n,
+                   " expected for the refit, found ", gram.rows(), "×", gram.cols());
+  auto g = backend.upload(gram.view(), "refit.gram");
+  if (!backend.all_finite(g.cview())) raise<NumericError>(context, ": refit Gram matrix has non-finite entries");
+  auto b64 = backend.upload(b.view(), "refit.b");
+  auto bg = backend.make<double>(r, n, "refit.bg");
+  backend.gemm(linalg::Op::kNoTrans, linalg::Op::kNoTrans, 1.0, b64.cview(), g.cview(), 0.0, bg.view());
+  g = linalg::Matrix<double>();
+  auto normal = backend.make<double>(r, r, "refit.bgbt");  // B G' Bᵀ
+  backend.gemm(linalg::Op::kNoTrans, linalg::Op::kTrans, 1.0, bg.cview(), b64.cview(), 0.0, normal.view());
+  auto w32 = backend.upload(w, "refit.w");
+  auto w64 = backend.make<double>(m, n, "refit.w64");
+  backend.convert(w32.cview(), w64.view());
+  w32 = linalg::Matrix<float>();
+  auto x = backend.make<double>(r, m, "refit.at");  // B G' Wᵀ, then Aᵀ in place
+  backend.gemm(linalg::Op::kNoTrans, linalg::Op::kTrans, 1.0, bg.cview(), w64.cview(), 0.0, x.view());
+  auto diag = backend.make<double>(1, r, "refit.diag");
+  backend.diagonal(normal.cview(), diag.view());
+  const HostMatrix<double> diag_host = backend.download(diag);
+  double trace = 0.0;
+  for (int64_t i = 0; i < r; ++i) trace += diag_host.data()[i];
+  if (!(std::isfinite(trace) && trace > 0.0))
+    raise<NumericError>(context, ": B G' Bᵀ has a non-positive or non-finite trace (", trace, "): inputs all zero?");
+  const HostMatrix<double> lower = damped_cholesky(backend, normal.cview(), trace / static_cast<double>(r),
+                                                   first_damping, detail::concat(context, ": B G' Bᵀ (", r, "×", r, ")"),
+                                                   damping);
+  auto l = backend.upload(lower.view(), "refit.chol");
+  // (B G' Bᵀ) Aᵀ = B G' Wᵀ: L Y = rhs, then Lᵀ Aᵀ = Y.
+  backend.triangular_solve(linalg::Side::kLeft, linalg::Uplo::kLower, linalg::Op::kNoTrans, linalg::Diag::kNonUnit,
+                           1.0, l.cview(), x.view());
+  backend.triangular_solve(linalg::Side::kLeft, linalg::Uplo::kLower, linalg::Op::kTrans, linalg::Diag::kNonUnit, 1.0,
+                           l.cview(), x.view());
+  if (!backend.all_finite(x.cview())) raise<NumericError>(context, ": refitted A has non-finite entries");
+  auto a = backend.make<double>(m, r, "refit.a");
+  backend.transpose(x.cview(), a.view());
+  return backend.download(a);
 }
 
 namespace {

@@ -153,4 +153,21 @@ class TruncatableSvd {
   std::vector<double> sigma_all_;
 };
 
+// ---- SVD-LLM's parameter update (spec §9.1) -------------------------------------------------------
+
+/// The left factor re-solved by least squares with B kept (spec §9.1, `whitening_local_update`):
+/// A = argmin_A Σ_x ‖W x − A B x‖² over the inputs x the matrix sees in the compressed model,
+///   = W G' Bᵀ (B G' Bᵀ)⁻¹,   G' = Σ x xᵀ (n×n) over those inputs.
+/// This is the spec's M = argmin ‖Z M − Y‖ (Z = X V'ᵀ Σ_r, Y = X Wᵀ, A = Mᵀ Σ_r^{1/2}) with Σ_r^{1/2}
+/// folded into B; the closed form needs only G'. When G' is the Gram matrix the SVD-LLM factors were
+/// computed from, the result is their A again (the truncated SVD of W L already minimizes the
+/// whitened error for its B).
+/// Computed in fp64 on `backend`; B G' Bᵀ (r×r) is factorized by Cholesky with the damping fallback
+/// of pitfall 2 (first δ = first_damping; the δ used goes to `damping`). w: m×n host fp32, b: r×n.
+/// Throws NumericError naming `context` when G' or the result is non-finite, B G' Bᵀ has no
+/// positive trace (the inputs are all zero) or stays indefinite; ConfigError for a wrong shape.
+[[nodiscard]] HostMatrix<double> refit_left_factor(linalg::Backend& backend, MatrixView<const float> w,
+                                                   const HostMatrix<double>& b, const HostMatrix<double>& gram,
+                                                   double first_damping, const std::string& context, double& damping);
+
 }  // namespace caldera::algo

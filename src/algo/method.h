@@ -122,6 +122,15 @@ class Method {
     (void)tensors;
     return std::nullopt;
   }
+  /// True for a method with a sequential update pass after phase 2 (SVD-LLM's parameter update,
+  /// asvd-svdllm spec §9.1). The pipeline (pipeline/update_pass.h) then walks the layers in order,
+  /// collects every layer's input statistics on the model whose earlier layers are compressed and
+  /// updated, and calls update() for each unit of the layer; the updated units are what is exported.
+  virtual bool has_update_pass() const { return false; }
+  /// `compressed` (what compress() returned for the original weight w, m×n host fp32) refitted to
+  /// inputs with statistics `inputs`. Called only when has_update_pass(); this default throws Error.
+  virtual CompressedUnit update(linalg::Backend& backend, const UnitId& unit, MatrixView<const float> w,
+                                const CompressedUnit& compressed, const InputStats& inputs) const;
   /// Relative cost of compressing an m×n matrix (arbitrary units, comparable across units of the
   /// same method): used to balance ranks, largest first.
   virtual double cost_estimate(int64_t m, int64_t n) const = 0;

@@ -297,6 +297,17 @@ void forward_layer_batched(Backend& backend, const LlamaConfig& config, const La
                   options.seq_len, taps);
 }
 
+void collect_layer_taps(Backend& backend, const LlamaConfig& config, const LayerWeights& weights,
+                        MatrixView<const float> hidden, const ForwardOptions& options, HessianTaps& taps) {
+  const int64_t rows_per_batch = options.micro_batch_seqs * options.seq_len;
+  for (int64_t r0 = 0; r0 < hidden.rows; r0 += rows_per_batch) {
+    const int64_t rows = std::min(rows_per_batch, hidden.rows - r0);
+    auto scratch = backend.make<float>(rows, hidden.cols, "forward.tap_copy");
+    backend.copy(hidden.rows_range(r0, rows), scratch.view());
+    forward_layer(backend, config, weights, scratch.view(), options.seq_len, &taps);
+  }
+}
+
 std::vector<double> final_token_nll(Backend& backend, const WeightSource& source, MatrixView<const float> hidden,
                                     std::span<const int32_t> ids, const ForwardOptions& options) {
   const LlamaConfig& config = source.config();

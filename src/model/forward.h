@@ -137,6 +137,11 @@ linalg::Matrix<float> embed_sequences(linalg::Backend& backend, const WeightSour
 void forward_layer_batched(linalg::Backend& backend, const LlamaConfig& config, const LayerWeights& weights,
                            MatrixView<float> hidden, const ForwardOptions& options, HessianTaps* taps);
 
+/// The taps of forward_layer_batched without changing `hidden`: each micro-batch is forwarded on a
+/// copy (one micro-batch of extra memory), so the activations can then move on through other
+/// weights (the SVD-LLM update pass, pipeline/update_pass.h).
+void collect_layer_taps(linalg::Backend& backend, const LlamaConfig& config, const LayerWeights& weights,
+                        MatrixView<const float> hidden, const ForwardOptions& options, HessianTaps& taps);
 /// sequence_nll over all sequences of `hidden` (after the last layer) in micro-batches, with the
 /// final norm and lm_head loaded from `source`; returns hidden.rows per-token NLLs (0 at the last
 /// position of each sequence).

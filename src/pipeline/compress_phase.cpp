@@ -108,10 +108,6 @@ class StatsCache {
   algo::InputStats stats_;
 };
 
-TaskIdentity task_identity(const Unit& u, const algo::Method& method, uint64_t seed) {
-  return TaskIdentity{u.id.name(), method.name(), parameters_text(method.parameters()), u.shape.out, u.shape.in, seed};
-}
-
 }  // namespace
 
 algo::InputStats to_input_stats(io::HessianSum&& sum, int64_t seq_len) {
@@ -156,7 +152,7 @@ CompressPhaseReport run_compress_phase(comm::Communicator& comm, linalg::Backend
       break;
     }
     const Unit& u = units[static_cast<size_t>(index)];
-    const TaskIdentity identity = task_identity(u, method, options.seed);
+    const TaskIdentity identity = unit_task_identity(u, method, options.seed);
     const fs::path task_path = workdir.task_file(u.id.name());
     if (load_task_file(task_path, identity)) {
       ++reused;

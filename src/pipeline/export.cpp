@@ -37,10 +37,6 @@ io::JsonValue parameter_value(const std::string& text) {
   return text;
 }
 
-TaskIdentity identity_of(const Unit& u, const algo::Method& method, uint64_t seed) {
-  return TaskIdentity{u.id.name(), method.name(), parameters_text(method.parameters()), u.shape.out, u.shape.in, seed};
-}
-
 /// Reads finished units one at a time, keeping the last one (the writer's fill callbacks ask for
 /// the tensors of one unit consecutively).
 class UnitReader {
@@ -49,9 +45,12 @@ class UnitReader {
       : workdir_(workdir), method_(method), seed_(seed) {}
   const algo::CompressedUnit& get(const Unit& u) {
     if (current_ == u.id.name()) return unit_;
-    auto loaded = load_task_file(workdir_.task_file(u.id.name()), identity_of(u, method_, seed_));
+    // A method with an update pass exports the updated units (pipeline/update_pass.h).
+    const fs::path path = method_.has_update_pass() ? workdir_.update_task_file(u.id.name())
+                                                    : workdir_.task_file(u.id.name());
+    auto loaded = load_task_file(path, unit_task_identity(u, method_, seed_));
     if (!loaded)
-      raise<Error>("export: unit ", u.id.name(), " is not finished (", workdir_.task_file(u.id.name()).string(),
+      raise<Error>("export: unit ", u.id.name(), " is not finished (", path.string(),
                    " is missing or does not verify); run `caldera-dist compress` first");
     unit_ = std::move(*loaded);
     current_ = u.id.name();

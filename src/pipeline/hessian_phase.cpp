@@ -95,6 +95,7 @@ void HessianPhase::run_layer(int64_t layer, LayerAction action) {
   ++next_layer_;
   const auto path = io::hessian_file_path(options_.workdir, layer);
   if (action == LayerAction::kSkip) {
+    if (options_.before_propagate) options_.before_propagate(layer);
     report_.files.push_back(path);
     ++report_.layers_reused;
     return;
@@ -104,18 +105,27 @@ void HessianPhase::run_layer(int64_t layer, LayerAction action) {
   const model::LlamaConfig& config = source_.config();
   const bool collect = action == LayerAction::kCollect;
   if (collect) taps_.reset();
-  if (local_seqs_ > 0) {
+  if (local_seqs_ > 0 && (collect || options_.propagate == nullptr)) {
     const auto weights = model::LayerWeights::load(backend_, source_, layer);
-    model::forward_layer_batched(backend_, config, weights, hidden_.view(), options_.forward,
-                                 collect ? &taps_ : nullptr);
+    if (options_.propagate == nullptr) {
+      model::forward_layer_batched(backend_, config, weights, hidden_.view(), options_.forward,
+                                   collect ? &taps_ : nullptr);
+    } else {
+      model::collect_layer_taps(backend_, config, weights, hidden_.cview(), options_.forward, taps_);
+    }
+  }
+  if (collect) reduce_and_write(layer);
+  if (options_.before_propagate) options_.before_propagate(layer);
+  if (options_.propagate != nullptr && local_seqs_ > 0) {
+    const auto weights = model::LayerWeights::load(backend_, *options_.propagate, layer);
+    model::forward_layer_batched(backend_, config, weights, hidden_.view(), options_.forward, nullptr);
   }
   if (collect) {
-    reduce_and_write(layer);
     ++report_.layers_collected;
-    log_info("hessians: layer ", layer, "/", config.num_hidden_layers, " collected (", watch.elapsed_s(), " s)");
+    log_info(options_.name, ": layer ", layer, "/", config.num_hidden_layers, " collected (", watch.elapsed_s(), " s)");
   } else {
     ++report_.layers_reused;
-    log_info("hessians: layer ", layer, " verified earlier, forward only (", watch.elapsed_s(), " s)");
+    log_info(options_.name, ": layer ", layer, " verified earlier, forward only (", watch.elapsed_s(), " s)");
   }
   report_.files.push_back(path);
 }

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -44,6 +45,16 @@ struct HessianPhaseOptions {
   std::string calibration_sha256;
   /// Rank that receives the reduced sums and writes the files.
   int writer_rank = 0;
+  /// Log prefix of the per-layer lines.
+  std::string name = "hessians";
+  /// When set, the activations entering layer l + 1 come from this source's layer l, while the
+  /// taps still see `source`'s layer l (on a copy of the activations, model::collect_layer_taps):
+  /// the SVD-LLM update pass (pipeline/update_pass.h) collects the original layers' input
+  /// statistics on the compressed prefix. Its load_layer(l) is called after before_propagate(l).
+  const model::WeightSource* propagate = nullptr;
+  /// When set, called on every rank for every layer in order once the layer's file is written or
+  /// verified (kSkip included) and before the activations move on (collective).
+  std::function<void(int64_t layer)> before_propagate;
   /// Throws ConfigError naming the option when a value is invalid.
   void validate() const;
 };

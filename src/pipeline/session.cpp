@@ -14,6 +14,7 @@
 #include "pipeline/plan_probe.h"
 #include "pipeline/stop_signal.h"
 #include "pipeline/task_file.h"
+#include "pipeline/update_pass.h"
 
 namespace fs = std::filesystem;
 
@@ -148,9 +149,38 @@ void Session::attach_method(const algo::Method& method) {
 }
 
 bool Session::run_hessians(HessianPhaseReport* out) {
-  Stopwatch watch;
-  const PhaseMemoryProbe memory(backend_, "hessians");
   const HfWeightSource source(io::HfModel::open(options_.model_dir));
+  LayerPass pass;
+  pass.name = "hessians";
+  pass.root = workdir_.root();
+  pass.state_dir = workdir_.state_dir();
+  return run_layer_pass(source, pass, out);
+}
+
+bool Session::run_update() {
+  CALDERA_CHECK(method_ != nullptr && method_->has_update_pass(), "run_update: the session's method has no update pass");
+  const HfWeightSource source(io::HfModel::open(options_.model_dir));
+  const UpdatedModelSource updated(source, workdir_, *method_, options_.seed, backend_);
+  const io::HessianFileMeta meta{0, model_->fingerprint().digest(), calib_->sha256(), options_.forward.seq_len};
+  int64_t refitted = 0;
+  LayerPass pass;
+  pass.name = "update";
+  pass.root = workdir_.update_dir();
+  pass.state_dir = workdir_.update_dir() / "state";
+  pass.propagate = &updated;
+  pass.before_propagate = [&](int64_t layer) {
+    refitted += refit_layer_units(world_, backend_, *model_, workdir_, *method_, options_.seed, layer, meta);
+  };
+  const bool finished = run_layer_pass(source, pass, nullptr);
+  io::JsonValue e = io::JsonValue::object();
+  e.set("units_refitted", world_.allreduce_value<int64_t>(refitted, comm::ReduceOp::kSum));
+  log_->event("update_units", e);
+  return finished;
+}
+
+bool Session::run_layer_pass(const HfWeightSource& source, const LayerPass& pass, HessianPhaseReport* out) {
+  Stopwatch watch;
+  const PhaseMemoryProbe memory(backend_, pass.name);
   // Ranks get whole micro-batches (groups of micro_batch_seqs consecutive sequences), so every
   // sequence is forwarded in the same micro-batch — the same GEMM shapes — whatever the world size:
   // with exact Hessian sums this makes phase 1 bit-identical for any number of ranks, on GPUs too.
@@ -160,12 +190,15 @@ bool Session::run_hessians(HessianPhaseReport* out) {
   const auto slice = calib_->slice(std::min(groups.begin * group, n_seqs), std::min(groups.end * group, n_seqs));
   HessianPhaseOptions hopt;
   hopt.forward = options_.forward;
-  hopt.workdir = workdir_.root();
+  hopt.workdir = pass.root;
   hopt.model_fingerprint = model_->fingerprint().digest();
   hopt.calibration_sha256 = calib_->sha256();
+  hopt.name = pass.name;
+  hopt.propagate = pass.propagate;
+  hopt.before_propagate = pass.before_propagate;
   HessianPhase phase(backend_, world_, source, std::span<const uint32_t>(slice.data, static_cast<size_t>(slice.size())),
                      hopt);
-  const std::vector<LayerAction> actions = phase.plan();
+  std::vector<LayerAction> actions = phase.plan();
   const int64_t n_layers = static_cast<int64_t>(actions.size());
   int64_t first_collect = n_layers;
   for (int64_t l = 0; l < n_layers; ++l)
@@ -177,7 +210,7 @@ bool Session::run_hessians(HessianPhaseReport* out) {
   // Resume from activation snapshots when every rank has one it can use.
   const SnapshotIdentity id{world_.size(), world_.rank(), hopt.model_fingerprint, hopt.calibration_sha256,
                             options_.forward.seq_len};
-  const fs::path snap_file = snapshot_path(workdir_.state_dir(), world_.rank());
+  const fs::path snap_file = snapshot_path(pass.state_dir, world_.rank());
   int64_t start = 0;
   if (first_collect > 0 && first_collect < n_layers) {
     auto snap = read_activation_snapshot(snap_file, id);
@@ -187,12 +220,16 @@ bool Session::run_hessians(HessianPhaseReport* out) {
     if (lo == hi && lo > 0) {
       phase.restore(lo, snap->activations);
       start = lo;
-      log_info("hessians: continuing from the activation snapshot entering layer ", lo);
+      log_info(pass.name, ": continuing from the activation snapshot entering layer ", lo);
     }
   }
+  // The layers a snapshot skips still get their callback (their files verified): the update pass
+  // refits any of their units that are missing.
+  if (pass.before_propagate)
+    for (int64_t l = 0; l < start; ++l) pass.before_propagate(l);
 
   StopCoordinator stop(workdir_.state_dir() / "STOP");
-  ProgressBar bar("hessians", static_cast<double>(n_layers), "layers", options_.progress);
+  ProgressBar bar(pass.name, static_cast<double>(n_layers), "layers", options_.progress);
   auto last_snapshot = std::chrono::steady_clock::now();
   bool stopped = false;
   for (int64_t l = start; l < n_layers; ++l) {
@@ -204,9 +241,10 @@ bool Session::run_hessians(HessianPhaseReport* out) {
     const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_snapshot).count();
     if (later_work && (stop_now || since >= options_.snapshot_interval_s) &&
         actions[static_cast<size_t>(l)] != LayerAction::kSkip) {
+      fs::create_directories(pass.state_dir);
       write_activation_snapshot(snap_file, id, l + 1, phase.activations());
       last_snapshot = std::chrono::steady_clock::now();
-      log_info("hessians: activation snapshot entering layer ", l + 1, " written (", snap_file.filename().string(), ")");
+      log_info(pass.name, ": activation snapshot entering layer ", l + 1, " written (", snap_file.string(), ")");
     }
     if (stop_now && l + 1 < n_layers) {
       stopped = true;
@@ -227,7 +265,7 @@ bool Session::run_hessians(HessianPhaseReport* out) {
   e.set("layers_reused", report.layers_reused);
   e.set("seconds", report.seconds);
   e.set("stopped", stopped);
-  log_->event("hessians_done", e);
+  log_->event(pass.name + "_done", e);
   log_->event("phase_memory", to_json(memory.finish()));
   if (out != nullptr) *out = report;
   return !stopped;
@@ -243,7 +281,8 @@ bool Session::run_compress(CompressPhaseReport* out) {
   const CompressPhaseReport report = run_compress_phase(world_, backend_, *model_, workdir_, *method_, copt, log_.get());
   log_->event("phase_memory", to_json(memory.finish()));
   if (out != nullptr) *out = report;
-  return !report.stopped;
+  if (report.stopped) return false;
+  return method_->has_update_pass() ? run_update() : true;
 }
 
 ExportReport Session::run_export(ExportOptions options) {

@@ -3,7 +3,8 @@
 // skipping what is already done and stopping at a safe point on SIGUSR1/SIGTERM.
 //
 //   phase 1  run_hessians()  hessians/layer_NNN.h5 (activation snapshots in state/)
-//   phase 2  run_compress()  tasks/<unit>.h5 (mid-unit checkpoints tasks/<unit>.partial.h5)
+//   phase 2  run_compress()  tasks/<unit>.h5 (mid-unit checkpoints tasks/<unit>.partial.h5), then
+//                            for a method with an update pass run_update(): update/ (update_pass.h)
 //   phase 3  run_export()    output/
 //
 // Every member function is collective (all ranks, same order). A phase returns false when the job
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +27,7 @@
 #include "pipeline/compress_phase.h"
 #include "pipeline/export.h"
 #include "pipeline/hessian_phase.h"
+#include "pipeline/hf_weight_source.h"
 #include "pipeline/progress.h"
 #include "pipeline/run_record.h"
 #include "pipeline/workdir.h"
@@ -61,7 +64,10 @@ class Session {
   void attach_method(const algo::Method& method);
 
   bool run_hessians(HessianPhaseReport* report = nullptr);
+  /// Phase 2, then the update pass when the method has one (Method::has_update_pass).
   bool run_compress(CompressPhaseReport* report = nullptr);
+  /// The update pass alone (pipeline/update_pass.h); phase 2 must be finished.
+  bool run_update();
   /// Rank 0 writes, the others wait; the report is complete on rank 0 only.
   ExportReport run_export(ExportOptions options);
 
@@ -75,6 +81,15 @@ class Session {
   CalibrationInfo calibration_info() const;
 
  private:
+  /// A layer-by-layer pass over the calibration activations: phase 1, or the update pass.
+  struct LayerPass {
+    std::string name;                  ///< log prefix, progress bar, log event "<name>_done"
+    std::filesystem::path root;        ///< its files go to <root>/hessians/layer_NNN.h5
+    std::filesystem::path state_dir;   ///< its activation snapshots
+    const model::WeightSource* propagate = nullptr;           ///< HessianPhaseOptions::propagate
+    std::function<void(int64_t layer)> before_propagate;      ///< HessianPhaseOptions::before_propagate
+  };
+  bool run_layer_pass(const HfWeightSource& source, const LayerPass& pass, HessianPhaseReport* out);
   io::JsonValue current_record() const;
   void take_workdir();
   void write_record(const io::JsonValue& record) const;

@@ -81,6 +81,11 @@ std::string read_text(const fs::path& p) {
 
 }  // namespace
 
+TaskIdentity unit_task_identity(const Unit& unit, const algo::Method& method, uint64_t seed) {
+  return TaskIdentity{unit.id.name(), method.name(), parameters_text(method.parameters()), unit.shape.out,
+                      unit.shape.in, seed};
+}
+
 std::string parameters_text(const std::vector<std::pair<std::string, std::string>>& parameters) {
   std::string out;
   for (const auto& [k, v] : parameters) {

@@ -18,6 +18,7 @@
 
 #include "algo/method.h"
 #include "io/atomic_file.h"
+#include "pipeline/units.h"
 
 namespace caldera::pipeline {
 
@@ -33,6 +34,9 @@ struct TaskIdentity {
   uint64_t seed = 0;
   friend bool operator==(const TaskIdentity&, const TaskIdentity&) = default;
 };
+
+/// The identity of `unit`'s result under `method` and `seed` (phase 2, the update pass, export).
+TaskIdentity unit_task_identity(const Unit& unit, const algo::Method& method, uint64_t seed);
 
 /// "k=v;k=v" in the order given.
 std::string parameters_text(const std::vector<std::pair<std::string, std::string>>& parameters);

@@ -35,6 +35,10 @@ fs::path Workdir::partial_task_file(const std::string& unit_name) const {
   return task_dir() / (unit_name + ".partial.h5");
 }
 
+fs::path Workdir::update_task_file(const std::string& unit_name) const {
+  return update_dir() / "tasks" / (unit_name + ".h5");
+}
+
 fs::path Workdir::log_file(int rank) const {
   char name[32];
   std::snprintf(name, sizeof(name), "rank-%04d.jsonl", rank);
@@ -51,7 +55,8 @@ void Workdir::create_layout() const {
 
 int Workdir::remove_leftovers() const {
   int removed = 0;
-  for (const fs::path& d : {root_, hessian_dir(), state_dir(), task_dir(), output_dir()}) {
+  for (const fs::path& d : {root_, hessian_dir(), state_dir(), task_dir(), output_dir(), update_dir() / "hessians",
+                            update_dir() / "tasks", update_dir() / "state"}) {
     std::error_code ec;
     if (fs::is_directory(d, ec)) removed += io::remove_stale_temp_files(d);
   }
@@ -61,7 +66,7 @@ int Workdir::remove_leftovers() const {
 
 void Workdir::clear_results() const {
   std::error_code ec;
-  for (const fs::path& d : {hessian_dir(), state_dir(), task_dir(), output_dir()}) fs::remove_all(d, ec);
+  for (const fs::path& d : {hessian_dir(), state_dir(), task_dir(), output_dir(), update_dir()}) fs::remove_all(d, ec);
   fs::remove(run_record(), ec);
 }
 

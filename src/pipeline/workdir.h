@@ -6,6 +6,9 @@
 //   <workdir>/state/                                phase-1 activation snapshots
 //   <workdir>/tasks/<unit>.h5                       finished phase-2 unit
 //   <workdir>/tasks/<unit>.partial.h5               in-flight unit state
+//   <workdir>/update/hessians/layer_NNN.h5          update pass (SVD-LLM --update local): input
+//   <workdir>/update/tasks/<unit>.h5                statistics on the compressed prefix, refitted
+//   <workdir>/update/state/                         units, activation snapshots
 //   <workdir>/logs/rank-NNNN.jsonl                  per-rank structured log
 //   <workdir>/output/                               the compressed model
 //
@@ -33,6 +36,9 @@ class Workdir {
   std::filesystem::path task_file(const std::string& unit_name) const;
   /// tasks/<unit_name>.partial.h5
   std::filesystem::path partial_task_file(const std::string& unit_name) const;
+  /// Root of the update pass (pipeline/update_pass.h): its hessians/, tasks/ and state/.
+  std::filesystem::path update_dir() const { return root_ / "update"; }
+  std::filesystem::path update_task_file(const std::string& unit_name) const;
   std::filesystem::path log_dir() const { return root_ / "logs"; }
   std::filesystem::path log_file(int rank) const;
   std::filesystem::path output_dir() const { return root_ / "output"; }
