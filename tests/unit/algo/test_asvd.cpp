@@ -379,7 +379,7 @@ TEST(AsvdParams, OptionsParseIntoTypedFields) {
   EXPECT_EQ(p.sigma_fuse, SigmaFuse::kU);
   EXPECT_EQ(p.svd_precision, SvdPrecision::kF64);
   EXPECT_NO_THROW(p.validate());
-  EXPECT_EQ(asvd_option_names().size(), 13u);
+  EXPECT_EQ(asvd_option_names().size(), 14u);
   EXPECT_THROW(apply_asvd_option(p, "param-ratio", "0.9x"), ConfigError);
   EXPECT_THROW(apply_asvd_option(p, "sensitivity-candidates", "0.5,,0.7"), ConfigError);
   EXPECT_THROW(apply_asvd_option(p, "rank", "8"), ConfigError);

@@ -103,7 +103,7 @@ TEST(MethodFactory, AppliesOptionsByName) {
   for (const auto& [name, help] : method_option_names()) {
     EXPECT_FALSE(help.empty()) << name;
     bool accepted = false;
-    for (const char* v : {"2", "0.5", "on", "e8p", "per-row", "balanced", "exact", "ldlq", "minmax", "caldera", "abs-mean", "uniform", "uv", "f64"}) {
+    for (const char* v : {"2", "0.5", "on", "e8p", "per-row", "balanced", "exact", "ldlq", "minmax", "caldera", "abs-mean", "uniform", "uv", "f64", "local"}) {
       MethodConfig t;
       try {
         apply_method_option(t, name, v);
