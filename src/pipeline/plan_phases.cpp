@@ -338,6 +338,10 @@ PhasePlan plan_compress(const PlanInputs& in) {
                          " has no memory model of its own (Method::estimate): a generic estimate is used");
   plan.notes.push_back(caldera::detail::concat(units.size(), " units over ", world, " rank(s); predicted balance ",
                                       static_cast<int>(100.0 * comm::schedule_efficiency(schedule.loads)), "%"));
+  if (method.has_update_pass())
+    plan.notes.push_back("not modeled: the update pass after phase 2 (--update local): per layer a forward with "
+                         "taps, the layer's refits and one more forward (2x phase 1's time on minillama-tiny), "
+                         "phase 1's memory plus one micro-batch of activations");
   return plan;
 }
 
