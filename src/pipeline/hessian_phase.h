@@ -17,6 +17,10 @@
 // pass still runs (without taps) while a later layer still needs computing, since the activations
 // are the state. Activation snapshots for mid-phase resume come with the pipeline issue; the loop
 // is already one function per layer over that state (HessianPhase::run_layer).
+//
+// The same loop serves the SVD-LLM update pass (pipeline/update_pass.h): with
+// HessianPhaseOptions::propagate the taps still see the original layer, but the activations move on
+// through another model (the compressed, updated one), and before_propagate runs in between.
 #pragma once
 
 #include <cstdint>
