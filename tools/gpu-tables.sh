@@ -3,9 +3,11 @@
 # `caldera-dist run` on one GPU, the Hessians collected once and shared (copied workdirs; phase 1 is
 # method-independent), per-matrix errors from `caldera-dist inspect --json`.
 #   tools/gpu-tables.sh [group...]     groups: caldera spqr lowrank (default, in that order);
-#                                      spqr-4bit, spqr-4bit-outliers, lowrank-uniform, lowrank-s128
-#                                      (extra comparisons; lowrank-s128: the lowrank presets with 128
-#                                      sensitivity sequences instead of 32)
+#                                      spqr-4bit, spqr-4bit-outliers, lowrank-uniform, lowrank-s128,
+#                                      lowrank-update (extra comparisons; lowrank-s128: the lowrank
+#                                      presets with 128 sensitivity sequences instead of 32;
+#                                      lowrank-update: the svdllm presets with --update local, on the
+#                                      svdllm-r95 table when lowrank ran before it)
 # Env: CALDERA_DIST (default .carry/caldera-dist), CALDERA_SMALL_MODEL (default: unpacked from
 # .carry/minillama-small.tar.xz), BACKEND (default cuda), OUT (default ./gpu-out), TABLE_ARGS (extra
 # options of every command, e.g. "--max-calib-seqs 8" for a smoke test).
@@ -100,6 +102,9 @@ for g in "${groups[@]}"; do
       run asvd-kv50 asvd-r95 --config configs/asvd-kv50.ini
       ;;
     lowrank-s128) lowrank_presets -s128 --sensitivity-seqs 128 ;;
+    lowrank-update)
+      for r in 95 90 85; do run "svdllm-update-r$r" svdllm-r95 --config "configs/svdllm-r$r.ini" --update local; done
+      ;;
     *) echo "unknown group $g"; exit 2 ;;
   esac
 done
