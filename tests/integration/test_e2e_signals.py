@@ -10,7 +10,7 @@ ONE rank only; the others learn of it through state/STOP (pipeline::StopCoordina
      before layer 1 is published: exit 75 again after layer 1.
   3. rank 1's snapshot truncated; 2 ranks: the rerun warns that the snapshot is unusable and
      replays the forward pass from the embeddings (layers verified earlier: forward only, nothing
-     recollected but the missing layers); SIGTERM to rank 0 in phase 2 once 18 units are finished
+     recollected but the missing layers); SIGTERM to rank 0 in phase 2 once 10 units are finished
      and no checkpoint exists (so its current unit is in its first outer iteration): exit 75 with a
      mid-unit checkpoint (tasks/*.partial.h5) and no temp files.
   4. copies of that workdir with every checkpoint bit-flipped, and truncated: one process reruns,
@@ -73,7 +73,9 @@ def test() -> None:
     # 3. Truncated snapshot of rank 1: replay; SIGTERM in phase 2 right after a unit finished.
     truncate(wd.snapshots()[1], 0.5)
     job = c.start(c.run_args(w), w, ranks=2)
-    n0 = 18  # late in phase 2 (each rank still has units left), so the two completions below are short
+    # Mid phase 2: each rank still has several units left, so the poll has several chances to catch
+    # rank 0 inside a unit (18 of 28 left rank 0 only ~4 short units: missed once under CI load).
+    n0 = 10
 
     def unit_just_finished() -> bool:
         done = wd.tasks_finished()
