@@ -198,7 +198,7 @@ bool Session::run_layer_pass(const HfWeightSource& source, const LayerPass& pass
   hopt.before_propagate = pass.before_propagate;
   HessianPhase phase(backend_, world_, source, std::span<const uint32_t>(slice.data, static_cast<size_t>(slice.size())),
                      hopt);
-  std::vector<LayerAction> actions = phase.plan();
+  const std::vector<LayerAction> actions = phase.plan();
   const int64_t n_layers = static_cast<int64_t>(actions.size());
   int64_t first_collect = n_layers;
   for (int64_t l = 0; l < n_layers; ++l)
