@@ -80,35 +80,27 @@ class ProgressMonitor {
   bool done_ = false;
 };
 
-/// Keeps the last Hessian input read, so q/k/v (and gate/up) of a layer on one rank read it once.
-class StatsCache {
- public:
-  StatsCache(const Workdir& workdir, const io::HessianFileMeta& meta) : workdir_(workdir), meta_(meta) {}
-  const algo::InputStats& get(int layer, model::HessianInput input) {
-    if (layer == layer_ && input == input_) return stats_;
-    const fs::path path = workdir_.hessian_file(layer);
-    std::error_code ec;
-    if (!fs::exists(path, ec))
-      raise<IoError>(path.string(), ": missing: phase 2 needs the Hessians of layer ", layer,
-                     " from phase 1 (`caldera-dist hessians` or `run` with the same settings)");
-    io::HessianFileMeta expected = meta_;
-    expected.layer = layer;
-    io::check_hessian_meta(path, io::read_hessian_meta(path), expected);
-    stats_ = to_input_stats(io::read_hessian_input(path, input), meta_.seq_len);
-    layer_ = layer;
-    input_ = input;
-    return stats_;
-  }
-
- private:
-  const Workdir& workdir_;
-  io::HessianFileMeta meta_;
-  int layer_ = -1;
-  model::HessianInput input_ = model::HessianInput::kQkv;
-  algo::InputStats stats_;
-};
-
 }  // namespace
+
+InputStatsCache::InputStatsCache(fs::path root, const io::HessianFileMeta& meta, std::string needed_by,
+                                 std::string produced_by)
+    : root_(std::move(root)), meta_(meta), needed_by_(std::move(needed_by)), produced_by_(std::move(produced_by)) {}
+
+const algo::InputStats& InputStatsCache::get(int layer, model::HessianInput input) {
+  if (layer == layer_ && input == input_) return stats_;
+  const fs::path path = io::hessian_file_path(root_, layer);
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    raise<IoError>(path.string(), ": missing: ", needed_by_, " needs the Hessians of layer ", layer, " from ",
+                   produced_by_);
+  io::HessianFileMeta expected = meta_;
+  expected.layer = layer;
+  io::check_hessian_meta(path, io::read_hessian_meta(path), expected);
+  stats_ = to_input_stats(io::read_hessian_input(path, input), meta_.seq_len);
+  layer_ = layer;
+  input_ = input;
+  return stats_;
+}
 
 algo::InputStats to_input_stats(io::HessianSum&& sum, int64_t seq_len) {
   algo::InputStats s;
@@ -142,7 +134,8 @@ CompressPhaseReport run_compress_phase(comm::Communicator& comm, linalg::Backend
   if (comm.rank() == 0) monitor = std::make_unique<ProgressMonitor>(workdir, units, costs, options.progress);
 
   StopCoordinator stop(workdir.state_dir() / "STOP");
-  StatsCache stats(workdir, options.hessian_meta);
+  InputStatsCache stats(workdir.root(), options.hessian_meta, "phase 2",
+                        "phase 1 (`caldera-dist hessians` or `run` with the same settings)");
   int64_t computed = 0, reused = 0;
   double busy = 0;
   bool stopped = false;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,26 @@ struct CompressPhaseReport {
 CompressPhaseReport run_compress_phase(comm::Communicator& comm, linalg::Backend& backend, const io::HfModel& model,
                                        const Workdir& workdir, const algo::Method& method,
                                        const CompressPhaseOptions& options, JsonlLog* log);
+
+/// Reads one linear input's statistics from <root>/hessians/layer_NNN.h5 (phase 1: root = the
+/// workdir; the update pass: <workdir>/update), checking the file against `meta` (its layer field
+/// is ignored), and keeps the last one read, so q/k/v (and gate/up) of a layer read it once.
+/// A missing file is an IoError naming it, `needed_by` and `produced_by`; a mismatching one a
+/// ConfigError / IoError from io::check_hessian_meta.
+class InputStatsCache {
+ public:
+  InputStatsCache(std::filesystem::path root, const io::HessianFileMeta& meta, std::string needed_by,
+                  std::string produced_by);
+  const algo::InputStats& get(int layer, model::HessianInput input);
+
+ private:
+  std::filesystem::path root_;
+  io::HessianFileMeta meta_;
+  std::string needed_by_, produced_by_;
+  int layer_ = -1;
+  model::HessianInput input_ = model::HessianInput::kQkv;
+  algo::InputStats stats_;
+};
 
 /// The statistics a method receives for one linear input (moves the sums out of `sum`).
 algo::InputStats to_input_stats(io::HessianSum&& sum, int64_t seq_len);

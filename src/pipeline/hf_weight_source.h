@@ -20,6 +20,9 @@ class HfWeightSource final : public model::WeightSource {
   DType storage_dtype() const override { return model_.storage_dtype(); }
   /// The seven linears, their biases where the config has them, and both norms of `layer`.
   model::LayerHostWeights load_layer(int64_t layer) const override;
+  /// load_layer() with the seven linear weights left empty (biases and norms only), for sources
+  /// that rebuild the linears themselves (pipeline/update_pass.h).
+  model::LayerHostWeights load_layer_without_linears(int64_t layer) const;
   HostMatrix<float> load_embedding() const override { return model_.read_embedding(); }
   HostMatrix<float> load_final_norm() const override { return model_.read_final_norm(); }
   HostMatrix<float> load_lm_head() const override { return model_.read_lm_head(); }

@@ -34,7 +34,7 @@ UpdatedModelSource::UpdatedModelSource(const HfWeightSource& original, const Wor
     : original_(original), workdir_(workdir), method_(method), seed_(seed), backend_(backend) {}
 
 model::LayerHostWeights UpdatedModelSource::load_layer(int64_t layer) const {
-  model::LayerHostWeights w = original_.load_layer(layer);
+  model::LayerHostWeights w = original_.load_layer_without_linears(layer);
   for (const Unit& u : layer_units(config(), layer)) {
     const algo::CompressedUnit unit = require_unit(workdir_.update_task_file(u.id.name()),
                                                    unit_task_identity(u, method_, seed_), "it is refitted first");
@@ -48,29 +48,21 @@ int64_t refit_layer_units(comm::Communicator& world, linalg::Backend& backend, c
                           const Workdir& workdir, const algo::Method& method, uint64_t seed, int64_t layer,
                           const io::HessianFileMeta& meta) {
   world.barrier();  // the writer rank has published the layer's statistics
-  const std::filesystem::path stats_path = io::hessian_file_path(workdir.update_dir(), layer);
-  io::HessianFileMeta expected = meta;
-  expected.layer = layer;
+  InputStatsCache stats(workdir.update_dir(), meta, "the update pass", "its own statistics pass");
   const std::vector<Unit> units = layer_units(model.config(), layer);
   int64_t refitted = 0;
-  bool checked = false;
   for (size_t i = 0; i < units.size(); ++i) {
     if (static_cast<int>(i % static_cast<size_t>(world.size())) != world.rank()) continue;
     const Unit& u = units[i];
     const TaskIdentity identity = unit_task_identity(u, method, seed);
     const std::filesystem::path out = workdir.update_task_file(u.id.name());
     if (load_task_file(out, identity)) continue;
-    if (!checked) {
-      io::check_hessian_meta(stats_path, io::read_hessian_meta(stats_path), expected);
-      checked = true;
-    }
     Stopwatch watch;
     const algo::CompressedUnit compressed =
         require_unit(workdir.task_file(u.id.name()), identity, "phase 2 (compress) must finish first");
     const HostMatrix<float> w = model.read_linear(u.id.layer, u.kind);
-    const algo::InputStats inputs =
-        to_input_stats(io::read_hessian_input(stats_path, model::hessian_input(u.kind)), meta.seq_len);
-    const algo::CompressedUnit updated = method.update(backend, u.id, w.view(), compressed, inputs);
+    const algo::CompressedUnit updated =
+        method.update(backend, u.id, w.view(), compressed, stats.get(u.id.layer, model::hessian_input(u.kind)));
     std::filesystem::create_directories(out.parent_path());
     write_task_file(out, identity, updated);
     ++refitted;
